@@ -1,0 +1,44 @@
+# kdlab: every target sets up .venv first (python3 -m venv + pip install -e ".[test]") when it is
+# missing or older than pyproject.toml. Only Python 3.10+ and the package registries are needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kdlab-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NB_TIMEOUT ?= 900
+
+.PHONY: setup notebooks test test-fast lab data bench-data bench perf clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[test]"
+	touch $(STAMP)
+
+## The main job: generate the default dataset, run every numbered notebook in a fresh kernel,
+## write executed copies and HTML to build/notebooks/.
+notebooks: $(STAMP)
+	$(VENV)/bin/kdlab data
+	$(PY) scripts/run_notebooks.py --out build/notebooks --timeout $(NB_TIMEOUT) $(NOTEBOOKS)
+
+## The tests: pytest on tests/ and nbval on every numbered notebook, in quick mode.
+test: $(STAMP)
+	KDLAB_QUICK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
+	KDLAB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
+
+test-fast: $(STAMP)
+	KDLAB_QUICK=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+data: $(STAMP)
+	$(VENV)/bin/kdlab data
+
+bench-data: $(STAMP)
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf build .pytest_cache

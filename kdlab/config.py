@@ -1,0 +1,49 @@
+"""One place for kdlab's global settings: quick mode, the data and runs folders, threads.
+
+Quick mode (``KDLAB_QUICK=1``, set by CI and ``make test``) shrinks datasets and epochs so the
+whole notebook series runs in a few minutes. Code never copies sizes into notebooks: it asks
+:func:`pick` for the value of the current mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def quick() -> bool:
+    """True when ``KDLAB_QUICK`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get("KDLAB_QUICK", "").strip().lower() in _TRUE
+
+
+def pick(default: T, quick_value: T) -> T:
+    """Return ``quick_value`` in quick mode, else ``default``."""
+    return quick_value if quick() else default
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The kdlab checkout that contains ``start`` (default: the working directory).
+
+    Notebooks run with ``notebooks/`` as their working directory and scripts from the top, so
+    both must find the same ``data/`` and ``runs/``. Falls back to ``start`` outside a checkout.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "kdlab").is_dir():
+            return folder
+    return start
+
+
+def data_dir() -> Path:
+    """Where datasets are generated: ``$KDLAB_DATA`` or ``<project>/data``."""
+    return Path(os.environ.get("KDLAB_DATA") or project_root() / "data")
+
+
+def runs_dir() -> Path:
+    """Where trained models and run folders are kept: ``$KDLAB_RUNS`` or ``<project>/runs``."""
+    return Path(os.environ.get("KDLAB_RUNS") or project_root() / "runs")

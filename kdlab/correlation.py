@@ -1,0 +1,403 @@
+"""Correlation of substages: linear CKA, the student x teacher matrix R, and pairings W.
+
+**Linear CKA** (centred kernel alignment with a linear kernel) compares two feature batches of
+the same B samples, whatever their widths: with K = X X^T and L = Y Y^T the (B, B) Gram matrices
+of the per-sample features and HSIC their centred inner product,
+
+    CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) * HSIC(L, L))      in [0, 1].
+
+It is invariant to orthogonal transforms and isotropic scaling of either side, which is what we
+want when a student stage and a teacher stage have different channel counts and bases. With few
+samples and many features the plain (biased) estimate is inflated even for unrelated features;
+``debiased=True`` uses the unbiased HSIC estimator instead (Song et al., 2012), which is near 0
+for independent features (and may then be slightly negative).
+
+**R** is the matrix of CKA between every student stage i and teacher stage j, averaged over a few
+probe batches. **Pairings** turn R into weights W (S_student x S_teacher) for the substage loss
+sum_ij W[i, j] * D(adapter_ij(F_s^i), F_t^j):
+
+=============  ===========================================================================
+identity       student stage i <-> the teacher stage at the same relative depth (one-hot)
+cka_softmax    row-softmax(R / tau): soft, every teacher stage weighted by its similarity
+monotone       one teacher stage per student stage, order kept, maximising total CKA (DP)
+learned        logits trained with the student (LearnedPairing); starts from R / tau if given
+=============  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from kdlab.hooks import SubstageTap, default_stage_names
+
+__all__ = [
+    "POOLS",
+    "PAIRING_RULES",
+    "linear_cka",
+    "cka_from_grams",
+    "gram",
+    "SubstageCorrelation",
+    "substage_correlation",
+    "identity_pairing",
+    "softmax_pairing",
+    "monotone_assignment",
+    "monotone_matching",
+    "LearnedPairing",
+    "make_pairing",
+]
+
+POOLS = ("mean", "flatten")
+PAIRING_RULES = ("identity", "cka_softmax", "monotone", "learned")
+
+
+# ------------------------------------------------------------------------------------------
+# Linear CKA
+# ------------------------------------------------------------------------------------------
+def _features_2d(x: Any, pool: str) -> torch.Tensor:
+    """(B, ...) -> (B, D) float64, centred over the batch.
+
+    ``pool="mean"`` averages every axis after the channel axis (T, H, W for (B, C, T, H, W)),
+    giving (B, C); ``"flatten"`` keeps every position, giving (B, C*T*H*W).
+    """
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; valid: {', '.join(POOLS)}")
+    x = torch.as_tensor(x).detach()
+    if x.dim() < 1:
+        raise ValueError(f"features need a batch axis, got a scalar of shape {tuple(x.shape)}")
+    # float64 for the Gram sums; MPS has no float64, so such tensors go to the CPU.
+    if x.device.type == "mps":
+        x = x.cpu()
+    x = x.to(torch.float64)
+    if pool == "mean" and x.dim() > 2:
+        x = x.flatten(2).mean(dim=2)
+    x = x.reshape(x.shape[0], -1)
+    # Centring the features equals centring the Gram matrix (H X X^T H = (HX)(HX)^T) and loses
+    # less precision when features carry a large common offset.
+    return x - x.mean(dim=0, keepdim=True)
+
+
+def gram(x: Any, pool: str = "flatten") -> torch.Tensor:
+    """Linear Gram matrix (B, B), float64, of batch-centred features x (B, ...)."""
+    f = _features_2d(x, pool)
+    return f @ f.T
+
+
+def _hsic_biased(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """<HKH, HLH>; the 1/(n-1)^2 factor is dropped because it cancels in CKA."""
+    n = K.shape[0]
+    H = torch.eye(n, dtype=K.dtype, device=K.device) - 1.0 / n
+    return ((H @ K @ H) * (H @ L @ H)).sum()
+
+
+def _hsic_unbiased(K: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """Unbiased HSIC estimator (Song et al., 2012, eq. 5); needs n >= 4."""
+    n = K.shape[0]
+    K = K - torch.diag_embed(torch.diagonal(K))
+    L = L - torch.diag_embed(torch.diagonal(L))
+    k1, l1 = K.sum(dim=1), L.sum(dim=1)
+    value = (K * L).sum() + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)
+    return value / (n * (n - 3))
+
+
+def cka_from_grams(K: torch.Tensor, L: torch.Tensor, debiased: bool = False) -> torch.Tensor:
+    """Linear CKA from two (B, B) Gram matrices; a 0-dim float64 tensor.
+
+    A batch whose features do not vary (a zero HSIC(K, K)) shares no variation with anything:
+    its CKA is defined as 0 rather than NaN, so that averages over stages and batches stay finite.
+    """
+    if K.shape != L.shape or K.dim() != 2 or K.shape[0] != K.shape[1]:
+        raise ValueError(f"Gram matrices must both be (B, B), got {tuple(K.shape)} and {tuple(L.shape)}")
+    n = K.shape[0]
+    if debiased and n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 samples per batch, got {n}")
+    if n < 2:
+        raise ValueError(f"CKA needs at least 2 samples per batch, got {n}")
+    hsic = _hsic_unbiased if debiased else _hsic_biased
+    kl, kk, ll = hsic(K, L), hsic(K, K), hsic(L, L)
+    denom = kk * ll
+    if not bool(denom > 0):
+        return torch.zeros((), dtype=torch.float64, device=K.device)
+    return kl / denom.sqrt()
+
+
+def linear_cka(x: Any, y: Any, debiased: bool = False, pool: str = "flatten") -> torch.Tensor:
+    """Linear CKA between two feature batches x (B, ...) and y (B, ...); 0-dim float64 tensor.
+
+    The shapes after the batch axis may differ (e.g. (B, 64, 8, 16, 16) vs (B, 256, 2, 4, 4)).
+    ``pool="flatten"`` compares every (channel, t, h, w) value; ``pool="mean"`` first averages
+    over T, H, W, comparing per-clip channel profiles (cheaper, blind to where things happen).
+    Computed in float64 on the inputs' device (CPU for MPS tensors).
+    """
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    if x.shape[:1] != y.shape[:1]:
+        raise ValueError(
+            f"CKA compares the same samples: batch sizes differ, x {tuple(x.shape)} vs y {tuple(y.shape)}"
+        )
+    K, L = gram(x, pool), gram(y, pool)
+    return cka_from_grams(K, L.to(K.device), debiased=debiased)
+
+
+# ------------------------------------------------------------------------------------------
+# The substage correlation matrix R
+# ------------------------------------------------------------------------------------------
+@dataclass
+class SubstageCorrelation:
+    """Result of :func:`substage_correlation`.
+
+    Attributes:
+        R: (S_student, S_teacher) float64, the mean of ``per_batch`` over batches.
+        per_batch: (N, S_student, S_teacher) float64, one CKA matrix per probe batch.
+        student_names, teacher_names: the stage names along R's rows and columns.
+    """
+
+    R: torch.Tensor
+    per_batch: torch.Tensor
+    student_names: list[str]
+    teacher_names: list[str]
+    pool: str = "mean"
+    debiased: bool = False
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Per-entry standard deviation over batches (0 for a single batch)."""
+        if self.per_batch.shape[0] < 2:
+            return torch.zeros_like(self.R)
+        return self.per_batch.std(dim=0)
+
+    @property
+    def sem(self) -> torch.Tensor:
+        """Standard error of the mean, for error bars."""
+        return self.std / self.per_batch.shape[0] ** 0.5
+
+    def best_teacher_stage(self) -> dict[str, str]:
+        """Student stage name -> the teacher stage it correlates with most."""
+        idx = self.R.argmax(dim=1).tolist()
+        return {s: self.teacher_names[j] for s, j in zip(self.student_names, idx)}
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _clip_of(batch: Any) -> torch.Tensor:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    raise TypeError(
+        "loader batches must be a clip tensor (B, 3, T, H, W) or a tuple/list whose first item is one, "
+        f"got {type(batch).__name__}"
+    )
+
+
+@torch.no_grad()
+def substage_correlation(
+    student: nn.Module,
+    teacher: nn.Module,
+    loader: Iterable,
+    batches: int | None = 4,
+    student_stages: list[str] | None = None,
+    teacher_stages: list[str] | None = None,
+    pool: str = "mean",
+    debiased: bool = False,
+) -> SubstageCorrelation:
+    """CKA between every student stage and every teacher stage, over ``batches`` probe batches.
+
+    Both models run in ``eval()`` under ``torch.no_grad()``: no gradients, no BatchNorm
+    running-stat updates, no dropout noise. Every module's train/eval flag is restored afterwards.
+    Clips go to the device of each model's parameters (the student's for a model on one device).
+
+    Args:
+        loader: yields clips (B, 3, T, H, W) or tuples whose first item is the clip.
+        batches: how many batches to use (None: the whole loader).
+        student_stages, teacher_stages: tapped names (default: each model's ``stage_names``).
+        pool, debiased: as in :func:`linear_cka`.
+    """
+    if batches is not None and batches < 1:
+        raise ValueError(f"batches must be >= 1 (or None for the whole loader), got {batches}")
+    s_names = list(student_stages) if student_stages is not None else default_stage_names(student)
+    t_names = list(teacher_stages) if teacher_stages is not None else default_stage_names(teacher)
+    s_dev, t_dev = _device_of(student), _device_of(teacher)
+
+    modes = {m: m.training for model in (student, teacher) for m in model.modules()}
+    per_batch = []
+    try:
+        student.eval()
+        teacher.eval()
+        with SubstageTap(student, s_names, detach=True) as s_tap, SubstageTap(
+            teacher, t_names, detach=True
+        ) as t_tap:
+            batch_iter = loader if batches is None else itertools.islice(loader, batches)
+            for batch in batch_iter:
+                clip = _clip_of(batch)
+                student(clip.to(s_dev))
+                teacher(clip.to(t_dev))
+                # One Gram per stage, then every pair reuses them: S_s + S_t Grams, not S_s * S_t.
+                Ks = [gram(s_tap[n], pool) for n in s_tap.names]
+                Lt = [gram(t_tap[n], pool).to(Ks[0].device) for n in t_tap.names]
+                R_b = torch.stack(
+                    [torch.stack([cka_from_grams(K, L, debiased) for L in Lt]) for K in Ks]
+                )
+                per_batch.append(R_b.cpu())
+    finally:
+        for m, training in modes.items():
+            m.train(training)
+    if not per_batch:
+        raise ValueError("the loader yielded no batches, so there is nothing to correlate")
+    stacked = torch.stack(per_batch)
+    return SubstageCorrelation(
+        R=stacked.mean(dim=0),
+        per_batch=stacked,
+        student_names=s_tap.names,
+        teacher_names=t_tap.names,
+        pool=pool,
+        debiased=debiased,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Pairings: R -> W
+# ------------------------------------------------------------------------------------------
+def _as_matrix(R: Any) -> torch.Tensor:
+    if isinstance(R, SubstageCorrelation):
+        R = R.R
+    R = torch.as_tensor(R, dtype=torch.float64)
+    if R.dim() != 2 or 0 in R.shape:
+        raise ValueError(f"R must be a non-empty (S_student, S_teacher) matrix, got shape {tuple(R.shape)}")
+    return R
+
+
+def _one_hot_rows(cols: list[int], num_cols: int) -> torch.Tensor:
+    W = torch.zeros(len(cols), num_cols)
+    W[torch.arange(len(cols)), torch.tensor(cols)] = 1.0
+    return W
+
+
+def identity_pairing(num_student: int, num_teacher: int) -> torch.Tensor:
+    """One-hot W pairing student stage i with the teacher stage at the same relative depth.
+
+    Stage i (0-based) of S_s sits at depth (i + 1) / S_s; it is paired with the first teacher
+    stage j whose depth (j + 1) / S_t is at least that, i.e. j = ceil((i + 1) * S_t / S_s) - 1.
+    Equal stage counts give the identity; the last student stage always meets the last teacher
+    stage; with fewer teacher stages several student stages share one. W: (S_s, S_t), float32.
+    """
+    if num_student < 1 or num_teacher < 1:
+        raise ValueError(f"stage counts must be >= 1, got {num_student} x {num_teacher}")
+    cols = [-(-(i + 1) * num_teacher // num_student) - 1 for i in range(num_student)]
+    return _one_hot_rows(cols, num_teacher)
+
+
+def softmax_pairing(R: Any, tau: float = 0.1) -> torch.Tensor:
+    """W = row-softmax(R / tau), float32 (S_s, S_t). Small tau -> argmax, large tau -> uniform."""
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    return torch.softmax(_as_matrix(R) / tau, dim=1).float()
+
+
+def monotone_assignment(R: Any) -> list[int]:
+    """Teacher stage index for each student stage: non-decreasing, maximising sum_i R[i, j_i].
+
+    Dynamic programming over (student stage i, teacher stage j): best[i][j] is the best total
+    of stages 0..i when stage i takes teacher j, = R[i, j] + max(best[i-1][0..j]).
+    O(S_s * S_t). Ties go to the lower teacher index.
+    """
+    R = _as_matrix(R)
+    S_s, S_t = R.shape
+    r = R.tolist()
+    best = [r[0][:]]  # best[i][j]
+    back: list[list[int]] = [[-1] * S_t]  # argmax over j' <= j of best[i-1][j']
+    for i in range(1, S_s):
+        row, arg = [], []
+        run_j = 0
+        for j in range(S_t):
+            if best[i - 1][j] > best[i - 1][run_j]:
+                run_j = j
+            row.append(r[i][j] + best[i - 1][run_j])
+            arg.append(run_j)
+        best.append(row)
+        back.append(arg)
+    j = max(range(S_t), key=lambda c: (best[-1][c], -c))
+    cols = [j]
+    for i in range(S_s - 1, 0, -1):
+        j = back[i][j]
+        cols.append(j)
+    return cols[::-1]
+
+
+def monotone_matching(R: Any) -> torch.Tensor:
+    """One-hot W (S_s, S_t), float32, from :func:`monotone_assignment`."""
+    R = _as_matrix(R)
+    return _one_hot_rows(monotone_assignment(R), R.shape[1])
+
+
+class LearnedPairing(nn.Module):
+    """Pairing weights learned with the student: W = row-softmax(logits).
+
+    Add its parameters to the student's optimiser; the substage loss then moves weight toward
+    the teacher stages the student can match best. ``init`` (e.g. R) starts the logits at
+    init / tau; without it every row starts uniform.
+    """
+
+    def __init__(self, num_student: int, num_teacher: int, init: Any = None, tau: float = 1.0):
+        super().__init__()
+        if num_student < 1 or num_teacher < 1:
+            raise ValueError(f"stage counts must be >= 1, got {num_student} x {num_teacher}")
+        if not tau > 0:
+            raise ValueError(f"tau must be > 0, got {tau}")
+        logits = torch.zeros(num_student, num_teacher)
+        if init is not None:
+            init = _as_matrix(init)
+            if tuple(init.shape) != (num_student, num_teacher):
+                raise ValueError(
+                    f"init has shape {tuple(init.shape)}, expected ({num_student}, {num_teacher})"
+                )
+            logits = (init / tau).float()
+        self.logits = nn.Parameter(logits)
+
+    def weights(self) -> torch.Tensor:
+        """W (S_s, S_t): each row sums to 1; differentiable with respect to ``logits``."""
+        return torch.softmax(self.logits, dim=1)
+
+    def forward(self) -> torch.Tensor:
+        return self.weights()
+
+    def extra_repr(self) -> str:
+        return f"num_student={self.logits.shape[0]}, num_teacher={self.logits.shape[1]}"
+
+
+def make_pairing(
+    rule: str,
+    R: Any = None,
+    tau: float = 0.1,
+    num_student: int | None = None,
+    num_teacher: int | None = None,
+) -> torch.Tensor | LearnedPairing:
+    """Build a pairing by name: one of ``PAIRING_RULES``.
+
+    Returns W (S_s, S_t) for "identity", "cka_softmax" and "monotone"; for "learned" a
+    :class:`LearnedPairing` module (call ``.weights()`` for W) because its logits must reach
+    the optimiser. "identity" and "learned" take their size from R or from
+    ``num_student`` / ``num_teacher``; "cka_softmax" and "monotone" need R.
+    """
+    if rule not in PAIRING_RULES:
+        raise ValueError(f"unknown pairing rule {rule!r}; valid rules: {', '.join(PAIRING_RULES)}")
+    if R is not None:
+        R = _as_matrix(R)
+        num_student, num_teacher = R.shape
+    if rule in ("cka_softmax", "monotone") and R is None:
+        raise ValueError(f"pairing rule {rule!r} needs the correlation matrix R")
+    if num_student is None or num_teacher is None:
+        raise ValueError(f"pairing rule {rule!r} needs R or both num_student and num_teacher")
+    if rule == "identity":
+        return identity_pairing(num_student, num_teacher)
+    if rule == "cka_softmax":
+        return softmax_pairing(R, tau)
+    if rule == "monotone":
+        return monotone_matching(R)
+    return LearnedPairing(num_student, num_teacher, init=R, tau=tau)

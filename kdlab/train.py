@@ -1,0 +1,447 @@
+"""The one training engine every kdlab method runs through.
+
+:func:`fit` trains a model with an *objective*: a module called as ``objective(model, batch)`` that
+returns ``(terms, logits)``, a dict of named scalar loss terms (summed for the backward pass) and
+the student's logits ``(B, classes)`` for the training accuracy. Plain cross-entropy
+(:class:`Supervised`) is one objective; the distillation objectives in :mod:`kdlab.distill` are
+others, so every method is compared with the same loop, optimiser and schedule.
+
+What :func:`fit` guarantees:
+
+- a history of every loss term and metric per epoch, with the last and the best-on-validation
+  epoch (the test split is never seen here);
+- a checkpoint after every epoch, written atomically and loaded with ``weights_only=True``; run
+  again on the same ``out_dir`` it resumes after the last finished epoch. Every epoch reseeds all
+  random generators from ``(seed, epoch)``, so on the CPU a killed-and-resumed run ends with the
+  same weights as an uninterrupted one;
+- a NaN/inf guard that names the loss term, the epoch and the step;
+- the same code under ``torchrun --nproc_per_node=N`` (DDP; gloo on the CPU, NCCL on GPUs), where
+  rank 0 alone logs and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+HISTORY = "history.json"
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the message names the term, epoch and step."""
+
+
+class ResumeMismatchError(RuntimeError):
+    """``out_dir`` holds a run with another configuration than the one asked for."""
+
+
+# ----------------------------------------------------------------------------- devices and seeds
+
+def default_device() -> torch.device:
+    """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch: everything random in epoch ``epoch`` derives from it."""
+    return seed * 100_003 + epoch
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; initialises the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def to_device(batch, device):
+    """Move every tensor of a batch (tuple/list/dict) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+# ----------------------------------------------------------------------------- objectives
+
+class Supervised(nn.Module):
+    """Cross-entropy on labelled samples: ``(model, (clips, labels, index, ...)) -> ({"ce": loss}, logits)``.
+
+    Labels ``-1`` mark unlabelled samples and are ignored. With ``soft_targets`` (N, classes) and
+    optional ``sample_weights`` (N,), indexed by the batch's sample index, it trains on (pseudo-)
+    label distributions instead: loss = sum_i w_i * CE(p_i, logits_i) / sum_i w_i over the batch.
+    """
+
+    def __init__(self, soft_targets: torch.Tensor | None = None, sample_weights: torch.Tensor | None = None,
+                 label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+        self.register_buffer("soft_targets", soft_targets, persistent=False)
+        self.register_buffer("sample_weights", sample_weights, persistent=False)
+
+    def forward(self, model: nn.Module, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        clips, labels, index = batch[0], batch[1], batch[2]
+        logits = model(clips)
+        return {"ce": label_loss(logits, labels, index, self.soft_targets, self.sample_weights,
+                                 self.label_smoothing)}, logits
+
+
+def label_loss(logits, labels, index, soft_targets=None, sample_weights=None, label_smoothing=0.0):
+    """The label term shared by every objective (see :class:`Supervised`); 0 when a batch has no label."""
+    if soft_targets is None:
+        mask = labels >= 0
+        if sample_weights is None:
+            if not mask.any():
+                return logits.sum() * 0.0
+            return F.cross_entropy(logits[mask], labels[mask], label_smoothing=label_smoothing)
+        weights = sample_weights[index] * mask
+        per_sample = F.cross_entropy(logits, labels.clamp(min=0), reduction="none",
+                                     label_smoothing=label_smoothing)
+    else:
+        targets = soft_targets[index]
+        weights = sample_weights[index] if sample_weights is not None else torch.ones_like(targets[:, 0])
+        per_sample = -(targets * F.log_softmax(logits, dim=1)).sum(1)
+    return (weights * per_sample).sum() / weights.sum().clamp(min=1e-8)
+
+
+# ----------------------------------------------------------------------------- history
+
+@dataclass
+class History:
+    """Per-epoch records of every loss term and metric, e.g.
+    ``{"epoch": 3, "train/ce": 0.41, "train/loss": 0.41, "train/acc": 88.1, "val/top1": 80.0,
+    "lr": 0.001, "seconds": 12.3}``. Selection is on validation only (``monitor``)."""
+
+    records: list[dict] = field(default_factory=list)
+    monitor: str = "val/top1"
+    best_state: dict | None = None
+
+    def __len__(self):
+        return len(self.records)
+
+    @property
+    def last(self) -> dict:
+        return self.records[-1]
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch with the highest ``monitor`` value (the earliest on ties), or None without validation."""
+        scored = [r for r in self.records if self.monitor in r]
+        if not scored:
+            return None
+        return max(scored, key=lambda r: (r[self.monitor], -r["epoch"]))["epoch"]
+
+    @property
+    def best(self) -> dict | None:
+        epoch = self.best_epoch
+        return None if epoch is None else next(r for r in self.records if r["epoch"] == epoch)
+
+    def series(self, key: str) -> list[float]:
+        return [r.get(key, math.nan) for r in self.records]
+
+    def keys(self) -> list[str]:
+        return sorted({k for r in self.records for k in r})
+
+    def summary(self) -> dict:
+        """The last epoch and the best-on-validation epoch side by side."""
+        return {"last": self.last if self.records else None, "best": self.best, "monitor": self.monitor}
+
+    def to_json(self) -> str:
+        return json.dumps({"monitor": self.monitor, "records": self.records}, indent=1)
+
+    @classmethod
+    def from_records(cls, records, monitor="val/top1") -> "History":
+        return cls(records=[dict(r) for r in records], monitor=monitor)
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 32, device=None,
+             num_classes: int | None = None, progress: bool = False) -> dict:
+    """Top-1/top-5 accuracy (percent), mean loss, per-class accuracy and the confusion matrix.
+
+    Batches are ``(clips, labels, ...)``. Clips ``(B, 3, T, H, W)`` are scored directly; multi-clip
+    batches ``(B, K, 3, T, H, W)`` average the K clips' softmax (test-time averaging). The model's
+    train/eval mode is restored afterwards. Samples labelled ``-1`` are skipped.
+    """
+    device = device or next(model.parameters()).device
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
+    num_classes = num_classes or unwrap(model).num_classes
+    was_training = model.training
+    model.eval()
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    top5_hits, loss_sum = 0, 0.0
+    try:
+        for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
+            clips, labels = batch[0].to(device), batch[1].to(device)
+            if clips.dim() == 6:  # (B, K, 3, T, H, W): average the K views
+                b, k = clips.shape[:2]
+                probs = model(clips.flatten(0, 1)).softmax(1).view(b, k, -1).mean(1)
+            else:
+                probs = model(clips).softmax(1)
+            keep = labels >= 0
+            probs, labels = probs[keep], labels[keep]
+            loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
+            top = probs.topk(min(5, num_classes), dim=1).indices
+            top5_hits += (top == labels[:, None]).any(1).sum().item()
+            confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(),
+                                        minlength=num_classes**2).view(num_classes, num_classes)
+    finally:
+        model.train(was_training)
+    n = int(confusion.sum())
+    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float() * 100).tolist()
+    return {
+        "top1": 100.0 * confusion.diag().sum().item() / max(n, 1),
+        "top5": 100.0 * top5_hits / max(n, 1),
+        "loss": loss_sum / max(n, 1),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "n": n,
+    }
+
+
+# ----------------------------------------------------------------------------- fit
+
+def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}; valid: adamw, sgd")
+
+
+def _scheduler(name: str, optimizer, total_steps: int, warmup_steps: int):
+    """Per-step learning-rate schedule: linear warm-up, then cosine to 0 (or constant)."""
+    if name not in ("cosine", "constant"):
+        raise ValueError(f"unknown scheduler {name!r}; valid: cosine, constant")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if name == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, rank: int, world: int,
+            num_workers: int, drop_last: bool) -> DataLoader:
+    sampler = None
+    if world > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle,
+                                                      seed=seed, drop_last=drop_last)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=num_workers, drop_last=drop_last, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
+    for name, value in terms.items():
+        if not torch.isfinite(value).all():
+            raise NonFiniteLossError(
+                f"loss term {name!r} is {value.item() if value.numel() == 1 else value} at epoch {epoch}, "
+                f"step {step}; the last good checkpoint is kept. Lower the learning rate or check the inputs."
+            )
+
+
+def fit(
+    model: nn.Module,
+    train_data: Dataset,
+    val_data: Dataset | None = None,
+    *,
+    objective: nn.Module | None = None,
+    epochs: int = 10,
+    batch_size: int = 16,
+    lr: float = 2e-3,
+    weight_decay: float = 5e-4,
+    optimizer: str = "adamw",
+    scheduler: str = "cosine",
+    warmup_epochs: float = 0.5,
+    grad_clip: float | None = 5.0,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    run_config: dict | None = None,
+    device: torch.device | str | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    stop_after_epoch: int | None = None,
+) -> History:
+    """Train ``model`` on ``train_data`` with ``objective`` (default :class:`Supervised`).
+
+    ``train_data``/``val_data`` are map-style datasets whose items start with ``(clip, label,
+    index)``. Validation runs after every epoch (top-1 on ``val_data``, never the test split).
+    ``out_dir`` keeps ``checkpoint.pt`` (after each epoch), ``best.pt`` (best validation epoch)
+    and ``history.json``; a run started again on it resumes after the last finished epoch, and
+    fails with :class:`ResumeMismatchError` if ``run_config`` or the training settings differ.
+    Returns the :class:`History`; ``history.best_state`` holds the best-validation weights.
+    ``stop_after_epoch`` ends the call early (as an interruption would), for demonstrations.
+    """
+    rank, world = distributed()
+    device = torch.device(device) if device is not None else default_device()
+    objective = objective if objective is not None else Supervised()
+    model.to(device)
+    objective.to(device)
+    settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+                    scheduler=scheduler, warmup_epochs=warmup_epochs, grad_clip=grad_clip, seed=seed,
+                    world_size=world, objective=type(objective).__name__, run=run_config or {})
+    seed_everything(seed)
+    train_loader = _loader(train_data, batch_size, True, seed, rank, world, num_workers, drop_last=len(train_data) > batch_size * world)
+    steps_per_epoch = len(train_loader)
+    trainable = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
+    opt = _optimizer(optimizer, trainable, lr, weight_decay)
+    sched = _scheduler(scheduler, opt, epochs * steps_per_epoch, int(warmup_epochs * steps_per_epoch))
+    history = History()
+    start_epoch = 0
+
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None and (out / CHECKPOINT).exists():
+        state = load_checkpoint(out / CHECKPOINT)
+        if state["settings"] != json.loads(json.dumps(settings)):
+            raise ResumeMismatchError(
+                f"{out} holds a run with other settings; use another out_dir or delete it.\n"
+                f"  stored: {state['settings']}\n  asked:  {json.loads(json.dumps(settings))}"
+            )
+        model.load_state_dict(state["model"])
+        objective.load_state_dict(state["objective"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history = History.from_records(state["history"])
+        start_epoch = state["epoch"] + 1
+        if (out / BEST).exists():
+            history.best_state = load_checkpoint(out / BEST)["model"]
+
+    train_model = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    show = progress and rank == 0
+    bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", disable=not show)
+    for epoch in range(start_epoch, epochs):
+        tic = time.perf_counter()
+        seed_everything(epoch_seed(seed, epoch))
+        train_loader.generator.manual_seed(epoch_seed(seed, epoch))
+        if isinstance(train_loader.sampler, torch.utils.data.DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        if hasattr(objective, "on_epoch_start"):
+            objective.on_epoch_start(epoch=epoch, model=model, loader=train_loader)
+        model.train()
+        sums: dict[str, float] = {}
+        correct = seen = 0
+        for step, batch in enumerate(tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show)):
+            batch = to_device(batch, device)
+            terms, logits = objective(train_model, batch)
+            _check_finite(terms, epoch, step)
+            loss = sum(terms.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                _average_objective_grads(objective, world)
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(trainable, grad_clip)
+            opt.step()
+            sched.step()
+            for name, value in {**terms, "loss": loss}.items():
+                sums[name] = sums.get(name, 0.0) + value.item()
+            labels = batch[1]
+            mask = labels >= 0
+            correct += (logits.argmax(1)[mask] == labels[mask]).sum().item()
+            seen += mask.sum().item()
+        record = {"epoch": epoch}
+        totals = torch.tensor([*sums.values(), correct, seen, len(train_loader)], dtype=torch.float64)
+        if world > 1:
+            dist.all_reduce(totals)
+        *term_sums, correct_all, seen_all, steps_all = totals.tolist()
+        record.update({f"train/{k}": v / max(steps_all, 1) for k, v in zip(sums, term_sums)})
+        record["train/acc"] = 100.0 * correct_all / max(seen_all, 1)
+        if val_data is not None:
+            metrics = evaluate(model, val_data, batch_size=batch_size, device=device)
+            record.update({"val/top1": metrics["top1"], "val/loss": metrics["loss"]})
+        record["lr"] = opt.param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - tic
+        if hasattr(objective, "epoch_record"):
+            record.update(objective.epoch_record())
+        history.records.append(record)
+        if history.best_epoch == epoch:
+            history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            if out is not None and rank == 0:
+                atomic_save({"model": history.best_state, "epoch": epoch, "arch": getattr(unwrap(model), "arch", {})}, out / BEST)
+        if out is not None and rank == 0:
+            atomic_save({
+                "model": model.state_dict(), "objective": objective.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "epoch": epoch, "history": history.records,
+                "settings": json.loads(json.dumps(settings)), "arch": getattr(unwrap(model), "arch", {}),
+            }, out / CHECKPOINT)
+            atomic_write_text(out / HISTORY, history.to_json())
+        if world > 1:
+            dist.barrier()
+        bar.update(1)
+        bar.set_postfix({k: round(v, 3) for k, v in record.items() if k in ("train/loss", "train/acc", "val/top1")})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+    bar.close()
+    if history.best_state is None and history.records:
+        history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return history
+
+
+def _average_objective_grads(objective: nn.Module, world: int) -> None:
+    """DDP averages the model's gradients; trainable parts of the objective (adapters, learned
+    pairings) are averaged here so every rank keeps identical weights."""
+    for p in objective.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+__all__ = [
+    "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "default_device",
+    "distributed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
+]

@@ -1,0 +1,68 @@
+"""Execute numbered notebooks, each in a fresh kernel, and write executed copies and HTML.
+
+usage: python scripts/run_notebooks.py [--out build/notebooks] [--timeout 900] NB.ipynb ...
+
+Prints each notebook's wall time and writes them to ``<out>/timings.json``. Exits non-zero if
+any notebook fails (the others still run, so one broken notebook does not hide the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbconvert import HTMLExporter
+from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
+
+
+def run(path: Path, out: Path, timeout: int) -> tuple[float, str | None]:
+    nb = nbformat.read(path, as_version=4)
+    executor = ExecutePreprocessor(timeout=timeout, kernel_name="python3")
+    start = time.perf_counter()
+    error = None
+    try:
+        executor.preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    except CellExecutionError as exc:
+        error = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, out / path.name)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    (out / path.with_suffix(".html").name).write_text(html, encoding="utf-8")
+    return seconds, error
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("build/notebooks"))
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    mode = "quick" if os.environ.get("KDLAB_QUICK") else "default"
+    timings, failures = {}, []
+    total = time.perf_counter()
+    for path in args.notebooks:
+        print(f"running {path} ({mode} mode) ...", flush=True)
+        seconds, error = run(path, args.out, args.timeout)
+        timings[path.name] = round(seconds, 1)
+        status = "ok" if error is None else f"FAILED: {error}"
+        print(f"  {seconds:7.1f} s  {status}", flush=True)
+        if error:
+            failures.append(path.name)
+    timings["total"] = round(time.perf_counter() - total, 1)
+    timings["mode"] = mode
+    (args.out / "timings.json").write_text(json.dumps(timings, indent=1))
+    print(f"executed notebooks and HTML are in {args.out}/ (total {timings['total']} s, {mode} mode)")
+    if failures:
+        print(f"failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
