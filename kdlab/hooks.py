@@ -105,6 +105,10 @@ class SubstageTap:
     spelling of a wrapped name). Each forward overwrites the previous values; a module called
     twice in one forward keeps its last output. The tap may stay open across many training
     steps: its only per-step cost is one dict assignment per tapped module.
+
+    The stored tensors are the modules' own outputs, not copies: if a later module modifies
+    one in place (e.g. ``nn.ReLU(inplace=True)`` as the first op of the next stage), the
+    captured value changes with it. Tap a module whose output is not overwritten, or clone.
     """
 
     def __init__(self, model: nn.Module, names: Iterable[str] | None = None, detach: bool = False):

@@ -182,7 +182,7 @@ class TorchvisionVideoNet(StagedVideoNet):
     taps, correlation and distillation work unchanged. Randomly initialised unless
     ``weights_path`` names a local state dict (torchvision's key names, e.g. a downloaded
     Kinetics checkpoint): kdlab never downloads at run time. A checkpoint's ``fc`` is kept only
-    when its class count matches ``num_classes``.
+    when its class count matches ``num_classes`` (else the new head starts random).
     """
 
     def __init__(self, name: str, num_classes: int, weights_path: str | Path | None = None):
@@ -191,7 +191,7 @@ class TorchvisionVideoNet(StagedVideoNet):
 
         if name not in TORCHVISION_MODELS:
             raise ValueError(f"unknown torchvision video model {name!r}; valid: {', '.join(TORCHVISION_MODELS)}")
-        net = getattr(tvv, name)(weights=None)
+        net = getattr(tvv, name)(weights=None, num_classes=num_classes)
         if weights_path is not None:
             state = torch.load(weights_path, map_location="cpu", weights_only=True)
             if state.get("fc.weight") is not None and state["fc.weight"].shape[0] != num_classes:
@@ -208,8 +208,7 @@ class TorchvisionVideoNet(StagedVideoNet):
         for i in range(1, 5):
             setattr(self, f"stage{i}", getattr(net, f"layer{i}"))
         self.head = Head(net.fc.in_features, num_classes)
-        if weights_path is not None and net.fc.out_features == num_classes:
-            self.head.fc.load_state_dict(net.fc.state_dict())
+        self.head.fc = net.fc
 
 
 def build_model(name: str | VideoNetSpec, num_classes: int, *, weights_path=None, **overrides) -> StagedVideoNet:

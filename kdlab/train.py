@@ -390,6 +390,8 @@ def fit(
             mask = labels >= 0
             correct += (logits.argmax(1)[mask] == labels[mask]).sum().item()
             seen += mask.sum().item()
+        if world > 1:
+            _average_buffers(model, world)
         record = {"epoch": epoch}
         totals = torch.tensor([*sums.values(), correct, seen, len(train_loader)], dtype=torch.float64)
         if world > 1:
@@ -428,6 +430,15 @@ def fit(
     if history.best_state is None and history.records:
         history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return history
+
+
+def _average_buffers(model: nn.Module, world: int) -> None:
+    """Each rank updates BatchNorm running statistics on its own shard; averaging them after each
+    epoch keeps every rank's model identical (and the statistics closer to the full data's)."""
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer)
+            buffer /= world
 
 
 def _average_objective_grads(objective: nn.Module, world: int) -> None:

@@ -99,7 +99,7 @@ def fd_mmd_loss(
     kernel: str = "rbf",
     bandwidth: float | None = None,
     samples: str = "positions",
-    max_positions: int | None = 512,
+    max_positions: int | None = 256,
 ) -> torch.Tensor:
     """Maximum mean discrepancy between the student's and the teacher's feature sets.
 
@@ -117,8 +117,12 @@ def fd_mmd_loss(
 
     Args:
         f_s, f_t: (B, C, T, H, W) or (B, C, H, W), same shape.
+        max_positions: cap on the positions per sample (cost grows with its square; 256 keeps a
+            stage of (16, 32, 8, 16, 16) near 0.06 s forward + backward on 2 CPU threads).
     """
     _check("fd_mmd_loss", f_s, f_t, 3)
+    if bandwidth is not None and bandwidth <= 0:
+        raise ValueError(f"fd_mmd_loss: bandwidth (sigma^2) must be > 0, got {bandwidth}")
     if kernel not in MMD_KERNELS:
         raise ValueError(f"fd_mmd_loss: unknown kernel {kernel!r}; valid kernels: {', '.join(MMD_KERNELS)}")
     if samples not in MMD_SAMPLES:

@@ -16,7 +16,13 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["plot_correlation", "plot_correlation_history", "draw_epoch", "CorrelationSlider", "correlation_slider"]
+__all__ = [
+    "plot_correlation",
+    "plot_correlation_history",
+    "draw_epoch",
+    "CorrelationSlider",
+    "correlation_slider",
+]
 
 
 def _matrix_and_names(R: Any, student_names, teacher_names) -> tuple[np.ndarray, list[str], list[str]]:
