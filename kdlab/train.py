@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from kdlab.hooks import unwrap
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 
 CHECKPOINT = "checkpoint.pt"
@@ -85,11 +86,6 @@ def distributed() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def to_device(batch, device):

@@ -150,7 +150,7 @@ def test_skip_mode_counts_and_warns_once(ds_root, base):
 
 def test_scan_lists_undecodable_files(ds_root):
     (ds_root / "MoveLeft" / "broken.avi").write_bytes(b"\x00" * 100)
-    with pytest.raises(VideoError, match="1 video\\(s\\) cannot be used.*broken.avi"):
+    with pytest.raises(VideoError, match="(?s)1 video\\(s\\) cannot be used.*broken.avi"):
         scan_dataset(ds_root, progress=False)
     with pytest.warns(UserWarning, match="broken.avi"):
         manifest = scan_dataset(ds_root, on_error="skip", progress=False)
@@ -164,3 +164,5 @@ def test_reading_past_the_end_is_an_error_not_zeros(base):
         read_frames(path, [0, 8])
     with pytest.raises(VideoError, match="does not exist"):
         read_frames(base / "nope.avi")
+    with pytest.raises(ValueError, match="non-empty"):
+        read_frames(path, [])

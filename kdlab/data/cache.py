@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -54,6 +55,10 @@ class ClipCache:
         tmp_data = self.data_path.with_name(f".{self.data_path.name}.{tag}")
         tmp_index = self.index_path.with_name(f".{self.index_path.name}.{tag}")
         shape = (int(self.counts.sum()), self.size, self.size, 3)
+        free = shutil.disk_usage(self.folder).free
+        if self.nbytes > free:
+            raise OSError(f"the clip cache needs {self.nbytes / 2**30:.2f} GiB but {self.folder} has "
+                          f"{free / 2**30:.2f} GiB free; pass cache=<another folder> or cache=False")
         try:
             out = np.lib.format.open_memmap(tmp_data, mode="w+", dtype=np.uint8, shape=shape)
             bar = tqdm(rels, desc=f"caching clips ({self.nbytes / 2**20:.0f} MiB)", unit="video", disable=not progress)

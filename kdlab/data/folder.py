@@ -14,7 +14,7 @@ from .cache import ClipCache
 from .decode import read_frames
 from .errors import ErrorLog, VideoError
 from .sampling import SAMPLINGS, clip_indices
-from .scan import find_videos, read_manifest, update_manifest, write_manifest
+from .scan import MANIFEST_FILE, find_videos, read_manifest, update_manifest, write_manifest
 from .splits import read_split
 from .synthetic import read_meta
 from .transforms import flip_clip, to_clip
@@ -40,7 +40,10 @@ class VideoFolder(Dataset):
         min_frames: videos with fewer decodable frames are errors (default: ``frames``).
         split_dir: where the split files are (default: searched under ``root``).
 
-    Frame counts come from the manifest (``scan_dataset``), created or updated on first use.
+    Frame counts come from the manifest (``scan_dataset``), created or updated on first use, so
+    files known to be broken or too short are found when the dataset is built (and skipped in
+    skip mode). A file that breaks later still raises in ``ds[i]``: a map-style dataset cannot
+    drop an item after its length is fixed, and a silent substitute would hide the problem.
     """
 
     def __init__(self, root: str | Path, split: str = "train", fold: int = 1, frames: int = 8, size: int = 32,
@@ -106,12 +109,10 @@ class VideoFolder(Dataset):
 
     def _manifest(self, rels: list[str], progress: bool) -> dict:
         manifest = read_manifest(self.root)
-        if manifest is None:  # first use: scan every video once, not only this split
-            rels_to_scan, progress_all = find_videos(self.root), progress
-        else:
-            rels_to_scan, progress_all = rels, progress
-        manifest, changed = update_manifest(self.root, rels_to_scan, manifest, progress=progress_all)
-        if changed or not (self.root / "kdlab_manifest.json").is_file():
+        # First use: scan every video once, not only this split's. Later: only new or changed files.
+        to_scan = find_videos(self.root) if manifest is None else rels
+        manifest, changed = update_manifest(self.root, to_scan, manifest, progress=progress)
+        if changed or not (self.root / MANIFEST_FILE).is_file():
             try:
                 write_manifest(self.root, manifest)
             except OSError as e:  # read-only datasets still load; they just rescan next time

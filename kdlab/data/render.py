@@ -136,16 +136,15 @@ def _trajectory(motion, rng, S, T, p, r, speed, difficulty):
     angle = a0 + np.deg2rad(rng.uniform(-20, 20) * difficulty) * p  # nuisance spin, all classes
     radius = np.full(T, r)
 
-    def linear(dx, dy, reach):
-        # Start anywhere the whole path fits; a small perpendicular wobble keeps it off-axis.
-        d = rng.uniform(*reach) * S * speed
-        d = min(d, S - 2 * m - 1)
+    def linear(dx, dy):
+        # Travel 35-55 % of the frame along (dx, dy), with a small sideways wobble so the path
+        # is not exactly axis-aligned; start anywhere the whole path stays inside the frame.
+        d = min(rng.uniform(0.35, 0.55) * S * speed, S - 2 * m - 1)
         wob = rng.uniform(-0.08, 0.08) * S
-        ux, uy = (dx * d, dy * d) if dx or dy else (0, 0)
-        wx, wy = (wob * abs(dy), wob * abs(dx))
-        xs, ys = ux * p + wx * p, uy * p + wy * p
-        x0 = rng.uniform(m - xs.min(), S - m - xs.max()) if xs.max() - xs.min() < S - 2 * m else S / 2 - xs.mean()
-        y0 = rng.uniform(m - ys.min(), S - m - ys.max()) if ys.max() - ys.min() < S - 2 * m else S / 2 - ys.mean()
+        xs = (dx * d + wob * abs(dy)) * p
+        ys = (dy * d + wob * abs(dx)) * p
+        x0 = rng.uniform(m - xs.min(), S - m - xs.max())
+        y0 = rng.uniform(m - ys.min(), S - m - ys.max())
         return x0 + xs, y0 + ys
 
     def drift():
@@ -171,13 +170,13 @@ def _trajectory(motion, rng, S, T, p, r, speed, difficulty):
         return (main, cross) if axis == 0 else (cross, main)
 
     if motion == "MoveLeft":
-        x, y = linear(-1, 0, (0.35, 0.55))
+        x, y = linear(-1, 0)
     elif motion == "MoveRight":
-        x, y = linear(1, 0, (0.35, 0.55))
+        x, y = linear(1, 0)
     elif motion == "MoveUp":
-        x, y = linear(0, -1, (0.35, 0.55))
+        x, y = linear(0, -1)
     elif motion == "MoveDown":
-        x, y = linear(0, 1, (0.35, 0.55))
+        x, y = linear(0, 1)
     elif motion in ("RotateClockwise", "RotateCounterClockwise"):
         turn = np.deg2rad(rng.uniform(150, 300) * speed)
         angle = a0 + (1 if motion == "RotateClockwise" else -1) * turn * p

@@ -49,11 +49,14 @@ def frame_strip(clips: Sequence, titles: Sequence[str] | None = None, max_frames
 
 
 def animate(clips: Sequence, titles: Sequence[str] | None = None, interval: int = 200,
-            normalized: bool = True, cell: float = 1.8) -> animation.FuncAnimation:
-    """Clips side by side, played together -> FuncAnimation (``.to_jshtml()`` in a notebook)."""
+            normalized: bool = True, cell: float = 1.8, dpi: int = 72) -> animation.FuncAnimation:
+    """Clips side by side, played together -> FuncAnimation (``.to_jshtml()`` in a notebook).
+
+    A low ``dpi`` keeps the embedded animation small: every frame is stored as an image.
+    """
     rows = [as_frames(c, normalized) for c in clips]
     T = max(len(r) for r in rows)
-    fig, axes = plt.subplots(1, len(rows), figsize=(cell * len(rows), cell + 0.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(rows), figsize=(cell * len(rows), cell + 0.3), squeeze=False, dpi=dpi)
     images = []
     for k, frames in enumerate(rows):
         ax = axes[0, k]
