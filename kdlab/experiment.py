@@ -205,10 +205,18 @@ def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: s
 def train_scratch(model: str = "student", splits: Splits | None = None, *, labels: str = "budget", seed: int = 0,
                   epochs: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
     """A model trained from scratch on the labelled budget (``labels="budget"``) or on all
-    training labels (``labels="all"``)."""
+    training labels (``labels="all"``).
+
+    On the budget, the default number of epochs is scaled so the model takes as many optimiser
+    steps as one trained on every training video: a scratch baseline is never under-trained.
+    """
     splits = splits or Splits()
     if labels not in ("budget", "all"):
         raise ValueError(f"labels must be 'budget' or 'all', got {labels!r}")
     data = splits.labelled_set() if labels == "budget" else splits.all_labels_set()
-    return train_classifier(model, data, splits, kind=f"scratch-{labels}", epochs=epochs or default_epochs("student"),
-                            seed=seed, progress=progress)
+    if epochs is None:
+        epochs = default_epochs("student")
+        if labels == "budget":  # as many optimiser steps as a student trained on every training video
+            epochs *= max(1, round(len(splits.weak_set()) / len(data)))
+    return train_classifier(model, data, splits, kind=f"scratch-{labels}", epochs=epochs, seed=seed,
+                            progress=progress)

@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
+from .views import LabelView
+
 NOISE_MODES = ("symmetric", "mirror", "pairflip")
 
 
@@ -134,31 +136,19 @@ class WeakLabels:
         return {"videos": len(self), "labelled": n_lab, "corrupted": n_bad,
                 "noise_rate": n_bad / max(n_lab, 1), "classes": self.num_classes}
 
-    def dataset(self, base: Dataset, indices=None) -> "GivenLabels":
+    def dataset(self, base: Dataset, indices=None, *, flip: bool | None = None) -> "LabelView":
         """``base`` seen with the given labels: items ``(clip, given[index], index)`` (-1 if unlabelled).
 
         ``indices`` picks the videos (default: the labelled ones), e.g. to train a model on the
-        noisy budget exactly as a user would.
+        noisy budget as a user would. ``flip`` (default: whether ``base`` flips) mirrors clips
+        with p=0.5 and maps the *given* label through the dataset's ``flip_map``; ``base``'s own
+        flip is switched off, since it would map the true label, not the given one.
         """
         if indices is None:
             indices = torch.nonzero(self.labelled).flatten().tolist()
-        return GivenLabels(base, indices, self.given)
+        return LabelView(base, indices, self.given, flip=flip)
 
     def __repr__(self) -> str:
         s = self.summary()
         return (f"WeakLabels(videos={s['videos']}, labelled={s['labelled']}, corrupted={s['corrupted']}, "
                 f"classes={s['classes']})")
-
-
-class GivenLabels(Dataset):
-    """A view of ``base`` (items ``(clip, label, index, ...)``) whose labels are ``labels[index]``."""
-
-    def __init__(self, base: Dataset, indices, labels: torch.Tensor):
-        self.base, self.indices, self.labels = base, [int(i) for i in indices], labels
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        clip, _, index, *rest = self.base[self.indices[i]]
-        return (clip, int(self.labels[index]), index, *rest)

@@ -1,0 +1,418 @@
+"""Refinement of ensemble predictions into training targets.
+
+Given the ensemble's probabilities P (n, C) and embeddings E (n, D) of n videos, and the weak
+labels (a few given labels, some wrong), :func:`refine` runs five steps, in this order:
+
+0. **Calibration**: P <- softmax(log P / T). Thresholds are absolute confidences, so they only
+   mean something when confidences do; an ensemble of a briefly trained net is often far less
+   confident than it is accurate. ``temperature="auto"`` fits T on the labelled videos' given
+   labels (:func:`fit_temperature`); pass a number (1.0: leave P alone) to choose it yourself,
+   e.g. one fitted on held-out labelled videos when the model was trained on the budget.
+1. **kNN smoothing**: S = (1 - alpha) * P + alpha * mean of P over each video's k nearest
+   neighbours (cosine similarity of E, the video itself excluded). Videos of one class cluster
+   in a good embedding, so a neighbourhood vote repairs isolated mistakes.
+2. **Correction** of given labels: where argmax S differs from the given label and
+   max S >= ``correct_tau``, the label is replaced by argmax S (``correction="relabel"``),
+   dropped from training (``"drop"``), or kept (``"off"``). Each one is recorded (``kind``).
+3. **Class-adaptive thresholds** for the unlabelled videos: for class c, among the unlabelled
+   videos whose argmax S is c, ``threshold_c = min(tau, quantile_q(their confidences))``,
+   at least ``floor``. So a class the model is unsure about keeps its most confident
+   (1 - q) share instead of getting no pseudo-label at all, while confident classes use tau.
+   A class that is nobody's argmax keeps threshold tau (and has no candidates).
+4. **Targets**: kept given labels -> one-hot, weight 1; corrected labels and accepted
+   pseudo-labels -> S (``soft=True``) or one-hot of argmax S, weight max S
+   (``weighting="confidence"``) or 1; everything else -> weight 0, outside the mask.
+
+Re-refinement with a newer model (after a cascade step) averages its probabilities into the
+running ones, P <- m * P_old + (1 - m) * P_new (:func:`ema`), and refines again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .ensemble import Predictions, predict
+from .metrics import expected_calibration_error
+from .views import LabelView
+from .weak import WeakLabels
+
+#: ``PseudoLabels.kind`` codes: what each video's target is.
+KINDS = ("none", "given", "corrected", "pseudo", "dropped")
+CORRECTIONS = ("relabel", "drop", "off")
+WEIGHTINGS = ("confidence", "uniform")
+
+
+def ema(old: torch.Tensor, new: torch.Tensor, momentum: float) -> torch.Tensor:
+    """Exponential moving average: ``momentum * old + (1 - momentum) * new`` (same shapes)."""
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+    if old.shape != new.shape:
+        raise ValueError(f"old {tuple(old.shape)} and new {tuple(new.shape)} must have the same shape")
+    return momentum * old + (1.0 - momentum) * new
+
+
+def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(log(probs) / T): (n, C) -> (n, C). T < 1 sharpens, T > 1 flattens, T = 1 keeps."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return (probs.float().clamp_min(1e-12).log() / temperature).softmax(1)
+
+
+def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, grid: int = 241,
+                    bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The T that minimises the NLL of ``labels`` (n,) under softmax(log(probs) / T), probs (n, C).
+
+    A log-spaced grid search over ``bounds``: one parameter, so a grid is exact enough and
+    cannot diverge (Guo et al.'s temperature scaling, on probabilities instead of logits).
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    if probs.dim() != 2 or labels.shape != probs.shape[:1]:
+        raise ValueError(f"expected probs (n, C) and labels (n,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
+    if labels.numel() == 0:
+        raise ValueError("fit_temperature needs at least one labelled sample")
+    temps = torch.logspace(math.log10(bounds[0]), math.log10(bounds[1]), grid)
+    logp = probs.float().clamp_min(1e-12).log()
+    nll = torch.stack([F.cross_entropy(logp / t, labels) for t in temps])
+    return float(temps[nll.argmin()])
+
+
+def knn_smooth(probs: torch.Tensor, embeddings: torch.Tensor, k: int = 10, alpha: float = 0.5,
+               chunk: int = 1024) -> torch.Tensor:
+    """``(1 - alpha) * probs + alpha * mean(probs of the k nearest neighbours)``; (n, C) -> (n, C).
+
+    Neighbours by cosine similarity of ``embeddings`` (n, D), excluding the video itself; k is
+    capped at n - 1. Rows still sum to 1. Computed ``chunk`` rows at a time (memory chunk x n).
+    """
+    if probs.dim() != 2 or embeddings.dim() != 2 or probs.shape[0] != embeddings.shape[0]:
+        raise ValueError(f"expected probs (n, C) and embeddings (n, D), got {tuple(probs.shape)} and "
+                         f"{tuple(embeddings.shape)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    n = probs.shape[0]
+    k = min(int(k), n - 1)
+    if k <= 0 or alpha == 0:
+        return probs.clone()
+    z = F.normalize(embeddings.float(), dim=1)
+    neighbour_mean = torch.empty_like(probs, dtype=torch.float32)
+    for start in range(0, n, chunk):
+        sim = z[start:start + chunk] @ z.T  # (b, n)
+        rows = torch.arange(sim.shape[0])
+        sim[rows, start + rows] = -float("inf")  # not your own neighbour
+        neighbours = sim.topk(k, dim=1).indices  # (b, k)
+        neighbour_mean[start:start + chunk] = probs[neighbours].float().mean(1)
+    return (1 - alpha) * probs.float() + alpha * neighbour_mean
+
+
+def class_thresholds(confidence: torch.Tensor, predicted: torch.Tensor, num_classes: int, *, tau: float = 0.9,
+                     quantile: float = 0.5, floor: float = 0.0) -> torch.Tensor:
+    """Per-class thresholds (C,): ``max(floor, min(tau, quantile_q(confidence[predicted == c])))``.
+
+    A class with no predicted sample gets ``tau``. With q < 1, at least the (1 - q) most
+    confident share of every predicted class passes (when floor allows), however unsure the model is.
+    """
+    if not 0.0 <= quantile <= 1.0:
+        raise ValueError(f"quantile must be in [0, 1], got {quantile}")
+    thresholds = torch.full((num_classes,), float(tau))
+    for c in range(num_classes):
+        conf_c = confidence[predicted == c].float()
+        if conf_c.numel():
+            thresholds[c] = min(float(tau), float(torch.quantile(conf_c, quantile)))
+    return thresholds.clamp(min=floor)
+
+
+@dataclass
+class PseudoLabels:
+    """Training targets for the N videos of the base training dataset (indexed like it).
+
+    soft: (N, C) target distributions; hard: (N,) class or -1; mask: (N,) bool, True where the
+    video has a target; weights: (N,) (0 outside the mask); given: (N,) the given labels after
+    correction (-1: unlabelled or dropped); original: (N,) the given labels before;
+    kind: (N,) codes into :data:`KINDS`; confidence: (N,) max of S (NaN where not predicted);
+    thresholds: (C,) the class-adaptive thresholds.
+    index: (n,) the predicted videos; ensemble, probs, smoothed: (n, C) the ensemble's
+    probabilities as predicted, calibrated (P) and smoothed (S); settings: the refinement settings, with the temperature used.
+    """
+
+    soft: torch.Tensor
+    hard: torch.Tensor
+    mask: torch.Tensor
+    weights: torch.Tensor
+    given: torch.Tensor
+    original: torch.Tensor
+    kind: torch.Tensor
+    confidence: torch.Tensor
+    thresholds: torch.Tensor
+    index: torch.Tensor
+    ensemble: torch.Tensor
+    probs: torch.Tensor
+    smoothed: torch.Tensor
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.soft.shape[1]
+
+    def where(self, kind: str) -> torch.Tensor:
+        """BoolTensor (N,): the videos of one kind ("given", "corrected", "pseudo", "dropped", "none")."""
+        if kind not in KINDS:
+            raise KeyError(f"unknown kind {kind!r}; valid: {KINDS}")
+        return self.kind == KINDS.index(kind)
+
+    @property
+    def best_guess(self) -> torch.Tensor:
+        """(n,) a label for every predicted video: the given label (after correction) where there
+        is one, else argmax S. The refined labels at full coverage."""
+        guess = self.smoothed.argmax(1)
+        given = self.given[self.index]
+        return torch.where(given >= 0, given, guess)
+
+    def targets(self) -> dict[str, torch.Tensor]:
+        """``{"soft_targets", "sample_weights"}`` for ``kdlab.train.Supervised(**pl.targets())``.
+
+        Rows are looked up by each item's base-dataset index. The targets describe the *unflipped*
+        video: train on a dataset without random flips (``pl.dataset(base)``, or ``flip=False``),
+        or a mirrored MoveLeft clip would be trained towards MoveLeft.
+        """
+        return {"soft_targets": self.soft, "sample_weights": self.weights}
+
+    def dataset(self, base: Dataset, indices=None, *, flip: bool = False) -> LabelView:
+        """The videos with a target (or ``indices``) of ``base``, labelled with ``hard``: items
+        ``(clip, hard[index], index)``. ``flip=True`` mirrors with label mapping (hard labels only)."""
+        if indices is None:
+            indices = torch.nonzero(self.mask).flatten().tolist()
+        return LabelView(base, indices, self.hard, flip=flip)
+
+    def metrics(self, true_labels) -> dict:
+        """Quality against the hidden true labels (N,). Accuracies and coverages are fractions in [0, 1].
+
+        - coverage / accuracy: share of the predicted videos with a target, and the accuracy of
+          those targets (what the student trains on);
+        - pseudo_coverage / pseudo_accuracy: the same over the unlabelled videos only;
+        - given_accuracy_before / given_accuracy_after: the given labels before and after correction;
+        - corrections, corrections_right, dropped, noisy_given, noisy_fixed (wrong given labels
+          that were corrected to the truth or dropped);
+        - raw_accuracy (argmax P), smoothed_accuracy (argmax S), full_accuracy (best_guess),
+          all at full coverage over the predicted videos;
+        - ece_ensemble, ece_calibrated, ece: expected calibration error before calibration, after it
+          (P) and after smoothing (S); temperature; thresholds: per class.
+        """
+        true = torch.as_tensor(true_labels, dtype=torch.long)
+        if true.shape != self.hard.shape:
+            raise ValueError(f"true_labels {tuple(true.shape)} must be (N,) = {tuple(self.hard.shape)}")
+        idx, true_r = self.index, true[self.index]
+        rows = torch.zeros_like(self.mask)
+        rows[idx] = True
+
+        def frac(num, den) -> float:
+            den = int(den)
+            return float(num) / den if den else float("nan")
+
+        used = self.mask & rows
+        unl = rows & (self.original < 0)
+        pseudo = self.where("pseudo")
+        labelled = rows & (self.original >= 0)
+        kept = labelled & (self.given >= 0)
+        corrected, dropped = self.where("corrected"), self.where("dropped")
+        noisy = labelled & (self.original != true)
+        return {
+            "videos": int(rows.sum()),
+            "coverage": frac(used.sum(), rows.sum()),
+            "accuracy": frac((self.hard[used] == true[used]).sum(), used.sum()),
+            "pseudo_coverage": frac(pseudo.sum(), unl.sum()),
+            "pseudo_accuracy": frac((self.hard[pseudo] == true[pseudo]).sum(), pseudo.sum()),
+            "labelled": int(labelled.sum()),
+            "given_accuracy_before": frac((self.original[labelled] == true[labelled]).sum(), labelled.sum()),
+            "given_accuracy_after": frac((self.given[kept] == true[kept]).sum(), kept.sum()),
+            "corrections": int(corrected.sum()),
+            "corrections_right": int((self.given[corrected] == true[corrected]).sum()),
+            "dropped": int(dropped.sum()),
+            "dropped_were_wrong": int((self.original[dropped] != true[dropped]).sum()),
+            "noisy_given": int(noisy.sum()),
+            "noisy_fixed": int((noisy & (dropped | (corrected & (self.given == true)))).sum()),
+            "raw_accuracy": frac((self.probs.argmax(1) == true_r).sum(), len(idx)),
+            "smoothed_accuracy": frac((self.smoothed.argmax(1) == true_r).sum(), len(idx)),
+            "full_accuracy": frac((self.best_guess == true_r).sum(), len(idx)),
+            "ece_ensemble": expected_calibration_error(self.ensemble, true_r),
+            "ece_calibrated": expected_calibration_error(self.probs, true_r),
+            "ece": expected_calibration_error(self.smoothed, true_r),
+            "temperature": self.settings.get("temperature", 1.0),
+            "thresholds": self.thresholds.tolist(),
+            "pseudo_per_class": torch.bincount(self.hard[pseudo], minlength=self.num_classes).tolist(),
+        }
+
+    def __repr__(self) -> str:
+        counts = {k: int(self.where(k).sum()) for k in KINDS if self.where(k).any()}
+        return f"PseudoLabels(videos={self.hard.numel()}, classes={self.num_classes}, {counts})"
+
+
+def _check_settings(*, correction="relabel", weighting="confidence", knn=5, soft=True, temperature="auto",
+                    **fractions) -> None:
+    if temperature != "auto" and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be 'auto' or a number > 0, got {temperature!r}")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; valid: {CORRECTIONS}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {weighting!r}; valid: {WEIGHTINGS}")
+    if int(knn) < 0:
+        raise ValueError(f"knn must be >= 0, got {knn}")
+    for name, value in fractions.items():
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float | str = "auto", tau: float = 0.9,
+           quantile: float = 0.5, floor: float = 0.0, knn: int = 5, alpha: float = 0.5, correct_tau: float = 0.9,
+           correction: str = "relabel", soft: bool = True, weighting: str = "confidence") -> PseudoLabels:
+    """Turn ensemble ``predictions`` and ``weak`` labels into :class:`PseudoLabels` (module docstring).
+
+    ``temperature="auto"`` falls back to 1.0 when fewer than 2 predicted videos per class are
+    labelled. ``knn=0`` or ``alpha=0`` skips smoothing (as does ``predictions.embeddings is None``);
+    ``correction="off"`` keeps every given label; ``tau=1.0, quantile=1.0`` makes thresholds
+    only as strict as each class's most confident video.
+    """
+    _check_settings(temperature=temperature, tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha, correct_tau=correct_tau,
+                    correction=correction, weighting=weighting)
+    N, C = len(weak), predictions.num_classes
+    if C != weak.num_classes:
+        raise ValueError(f"predictions have {C} classes, the weak labels {weak.num_classes}")
+    idx = predictions.index
+    if idx.numel() and (idx.min() < 0 or idx.max() >= N):
+        raise IndexError(f"prediction indices reach {int(idx.max())}, but the weak labels cover {N} videos")
+
+    given_r = weak.given[idx]
+    labelled = given_r >= 0
+    if temperature == "auto":
+        enough = int(labelled.sum()) >= 2 * C
+        temperature = fit_temperature(predictions.probs[labelled], given_r[labelled]) if enough else 1.0
+    P = apply_temperature(predictions.probs, float(temperature))
+    if knn > 0 and alpha > 0 and predictions.embeddings is not None:
+        S = knn_smooth(P, predictions.embeddings, knn, alpha)
+    else:
+        S = P.clone()
+    conf, pred = S.max(1)
+
+    contradicted = labelled & (pred != given_r) & (conf >= correct_tau)
+    if correction == "off":
+        contradicted = torch.zeros_like(contradicted)
+    candidates = ~labelled
+    thresholds = class_thresholds(conf[candidates], pred[candidates], C, tau=tau, quantile=quantile, floor=floor)
+    accepted = candidates & (conf >= thresholds[pred])
+
+    kind_r = torch.zeros(len(idx), dtype=torch.long)
+    kind_r[labelled] = KINDS.index("given")
+    kind_r[contradicted] = KINDS.index("corrected" if correction == "relabel" else "dropped")
+    kind_r[accepted] = KINDS.index("pseudo")
+    from_model = (kind_r == KINDS.index("corrected")) | accepted
+    keep_given = kind_r == KINDS.index("given")
+
+    target_r = S if soft else F.one_hot(pred, C).float()
+    soft_r = torch.full((len(idx), C), 1.0 / C)
+    soft_r[keep_given] = F.one_hot(given_r[keep_given], C).float()
+    soft_r[from_model] = target_r[from_model]
+    hard_r = torch.full((len(idx),), -1, dtype=torch.long)
+    hard_r[keep_given] = given_r[keep_given]
+    hard_r[from_model] = pred[from_model]
+    weight_r = torch.zeros(len(idx))
+    weight_r[keep_given] = 1.0
+    weight_r[from_model] = conf[from_model] if weighting == "confidence" else 1.0
+
+    def scatter(rows: torch.Tensor, fill) -> torch.Tensor:
+        out = torch.full((N, *rows.shape[1:]), fill, dtype=rows.dtype)
+        out[idx] = rows
+        return out
+
+    # Videos that were not predicted keep their given label (weight 1) and nothing else.
+    soft_full = scatter(soft_r, 1.0 / C)
+    outside = torch.ones(N, dtype=torch.bool)
+    outside[idx] = False
+    out_given = outside & weak.labelled
+    soft_full[out_given] = F.one_hot(weak.given[out_given], C).float()
+    hard_full = scatter(hard_r, -1)
+    hard_full[out_given] = weak.given[out_given]
+    kind_full = scatter(kind_r, 0)
+    kind_full[out_given] = KINDS.index("given")
+    weight_full = scatter(weight_r, 0.0)
+    weight_full[out_given] = 1.0
+    given_full = weak.given.clone()
+    given_full[idx] = torch.where(keep_given, given_r, torch.where(kind_r == KINDS.index("corrected"), pred, -1))
+
+    settings = dict(temperature=float(temperature), tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha, correct_tau=correct_tau,
+                    correction=correction, soft=soft, weighting=weighting, views=predictions.views,
+                    clips=predictions.clips, blind_flip=predictions.blind_flip)
+    return PseudoLabels(soft=soft_full, hard=hard_full, mask=weight_full > 0, weights=weight_full,
+                        given=given_full, original=weak.given.clone(), kind=kind_full,
+                        confidence=scatter(conf, float("nan")), thresholds=thresholds, index=idx.clone(),
+                        ensemble=predictions.probs.float(), probs=P, smoothed=S, settings=settings)
+
+
+class PseudoLabeler:
+    """Keeps the running ensemble probabilities of a weakly labelled training set and refines them.
+
+    One-shot::
+
+        labeler = PseudoLabeler(weak, tau=0.9, knn=10)
+        pl = labeler.step(teacher, splits.train_eval, clips=4)     # predict, remember, refine
+        pl.metrics(weak.true)
+
+    After every cascade step, ``labeler.step(new_model, ...)`` folds the newer model's
+    probabilities into the running ones with :func:`ema` (``momentum``) and refines again;
+    the kNN graph uses the newest model's embeddings. ``predict``/``update``/``refine`` are the
+    separate parts of ``step``. Refinement settings are those of :func:`refine`.
+    """
+
+    def __init__(self, weak: WeakLabels, *, momentum: float = 0.5, **settings):
+        unknown = set(settings) - set(inspect.signature(refine).parameters) | ({"predictions", "weak"} & set(settings))
+        if unknown:
+            valid = [p for p in inspect.signature(refine).parameters if p not in ("predictions", "weak")]
+            raise TypeError(f"unknown refinement setting(s) {sorted(unknown)}; valid: {valid}")
+        _check_settings(**settings)
+        self.weak, self.momentum, self.settings = weak, float(momentum), settings
+        self.state: Predictions | None = None
+        self.rounds = 0
+
+    def predict(self, model, dataset, **kwargs) -> Predictions:
+        """:func:`kdlab.pseudo.predict` (does not change the running state)."""
+        return predict(model, dataset, **kwargs)
+
+    def update(self, new: Predictions | torch.Tensor, momentum: float | None = None) -> Predictions:
+        """Fold ``new`` into the running state: the first time it becomes the state; afterwards
+        ``probs <- m * probs + (1 - m) * new`` (``new``: Predictions over the same videos, or
+        probabilities (n, C) in the state's row order). Returns the state."""
+        m = self.momentum if momentum is None else float(momentum)
+        if self.state is None:
+            if not isinstance(new, Predictions):
+                raise TypeError("the first update needs Predictions (with indices and embeddings), not a tensor")
+            self.state, self.rounds = new, 1
+            return self.state
+        probs, embeddings = new, self.state.embeddings
+        if isinstance(new, Predictions):
+            if not torch.equal(new.index, self.state.index):
+                raise ValueError("new predictions cover other videos (or another order) than the running state; "
+                                 "predict on the same dataset")
+            probs = new.probs
+            embeddings = new.embeddings if new.embeddings is not None else embeddings
+        s = self.state
+        self.state = Predictions(ema(s.probs, probs, m), s.members, embeddings, s.index, s.views, s.clips, s.blind_flip)
+        self.rounds += 1
+        return self.state
+
+    def refine(self, predictions: Predictions | None = None, **overrides) -> PseudoLabels:
+        """Refine ``predictions`` (default: the running state) with this labeler's settings (+ overrides)."""
+        predictions = predictions if predictions is not None else self.state
+        if predictions is None:
+            raise RuntimeError("nothing to refine yet: call step(model, dataset) or update(predictions) first")
+        return refine(predictions, self.weak, **{**self.settings, **overrides})
+
+    def step(self, model, dataset, momentum: float | None = None, **predict_kwargs) -> PseudoLabels:
+        """``predict`` with ``model``, ``update`` the running state, ``refine`` it."""
+        self.update(self.predict(model, dataset, **predict_kwargs), momentum)
+        return self.refine()
+
+    def __repr__(self) -> str:
+        return f"PseudoLabeler(rounds={self.rounds}, momentum={self.momentum}, settings={self.settings})"
