@@ -52,7 +52,7 @@ class DataConfig:
 
     def key(self) -> dict:
         """The configuration as stored in run keys (with the resolved dataset folder)."""
-        return {**dataclasses.asdict(self), "root": str(self.resolved_root().resolve())}
+        return {**dataclasses.asdict(self), "root": str(self.resolved_root().resolve()), "budget": float(self.budget)}
 
 
 class MaskedLabels(Dataset):
@@ -126,7 +126,7 @@ class Splits:
 
 def default_epochs(kind: str) -> int:
     """Epochs per model role in the default and quick modes."""
-    table = {"teacher": (15, 4), "student": (15, 4), "pretrain": (10, 3)}
+    table = {"teacher": (20, 4), "student": (15, 4), "pretrain": (10, 3)}
     default, quick = table[kind]
     return config.pick(default, quick)
 

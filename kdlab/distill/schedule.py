@@ -68,8 +68,12 @@ class Schedule:
                     "schedule='progressive' needs phase_epochs= (epochs per phase) or epochs= (the total, "
                     f"split evenly over the {count} phases of stages {list(self.stages)})"
                 )
-            if epochs < 1:
-                raise ValueError(f"epochs must be >= 1, got {epochs}")
+            if epochs < count:
+                raise ValueError(
+                    f"epochs={epochs} is fewer than the {count} phases of the progressive schedule of stages "
+                    f"{list(self.stages)}: the last phases would never run. Train longer, distil fewer "
+                    "stages, or use schedule='joint'"
+                )
             lengths = [max(1, epochs // count)] * (count - 1)
         elif isinstance(phase_epochs, int):
             lengths = [phase_epochs] * (count - 1)

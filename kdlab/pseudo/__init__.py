@@ -12,7 +12,8 @@ so the outputs plug into ``kdlab.train.Supervised(soft_targets=..., sample_weigh
 
 from .ensemble import VIEWS, Predictions, predict
 from .metrics import accuracy_at_coverage, accuracy_coverage_curve, expected_calibration_error, reliability_bins
-from .refine import CORRECTIONS, KINDS, PseudoLabeler, PseudoLabels, class_thresholds, ema, knn_smooth, refine
+from .refine import (CORRECTIONS, KINDS, PseudoLabeler, PseudoLabels, apply_temperature, class_thresholds, ema,
+                     fit_temperature, knn_smooth, refine)
 from .views import LabelView, find_flip_map, with_clips, without_flip
 from .weak import NOISE_MODES, WeakLabels, inject_label_noise
 
@@ -20,6 +21,7 @@ __all__ = [
     "NOISE_MODES", "inject_label_noise", "WeakLabels",
     "LabelView", "find_flip_map", "with_clips", "without_flip",
     "VIEWS", "Predictions", "predict",
-    "KINDS", "CORRECTIONS", "ema", "knn_smooth", "class_thresholds", "refine", "PseudoLabels", "PseudoLabeler",
+    "KINDS", "CORRECTIONS", "ema", "apply_temperature", "fit_temperature", "knn_smooth", "class_thresholds",
+    "refine", "PseudoLabels", "PseudoLabeler",
     "accuracy_coverage_curve", "accuracy_at_coverage", "reliability_bins", "expected_calibration_error",
 ]

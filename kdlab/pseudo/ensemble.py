@@ -104,7 +104,9 @@ def predict(model: nn.Module, dataset: Dataset, *, clips: int = 1, views: Sequen
     flip_map = find_flip_map(dataset) if flip_map is None else flip_map
     data = with_clips(dataset, clips)
     params = next(model.parameters(), None)
-    device = torch.device(device) if device is not None else (params.device if params is not None else torch.device("cpu"))
+    if device is None:
+        device = params.device if params is not None else torch.device("cpu")
+    device = torch.device(device)
     tap = SubstageTap(model, [embed], detach=True) if embed else None
     fm, was_training = None, model.training
     members, embeddings, indices = [], [], []
@@ -117,7 +119,9 @@ def predict(model: nn.Module, dataset: Dataset, *, clips: int = 1, views: Sequen
             x = x[:, None] if x.dim() == 5 else x  # (B, K, 3, T, H, W)
             b, k = x.shape[:2]
             if k != clips:
-                raise ValueError(f"the dataset gave {k} clips per video, expected clips={clips}")
+                raise ValueError(f"{type(dataset).__name__} gave {k} clip(s) per video, expected clips={clips}: pass "
+                                 "a VideoFolder (or a Subset of one), which kdlab can sample K clips from, or "
+                                 "a dataset that yields (clips, 3, T, H, W)")
             x = x.flatten(0, 1)
             per_view = []
             for view in views:

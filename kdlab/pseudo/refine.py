@@ -3,11 +3,11 @@
 Given the ensemble's probabilities P (n, C) and embeddings E (n, D) of n videos, and the weak
 labels (a few given labels, some wrong), :func:`refine` runs five steps, in this order:
 
-0. **Calibration**: P <- softmax(log P / T). Thresholds are absolute confidences, so they only
-   mean something when confidences do; an ensemble of a briefly trained net is often far less
-   confident than it is accurate. ``temperature="auto"`` fits T on the labelled videos' given
-   labels (:func:`fit_temperature`); pass a number (1.0: leave P alone) to choose it yourself,
-   e.g. one fitted on held-out labelled videos when the model was trained on the budget.
+0. **Calibration**: P <- softmax(log P / T). Thresholds are absolute confidences, so they mean
+   something only when confidences do, and an ensemble of a briefly trained net is often far
+   less confident than it is accurate. Fit T on held-out labelled videos with
+   :func:`fit_temperature` (kdlab's validation split); T = 1 leaves P alone. Fitting on the
+   noisy budget itself would be wrong: the label noise looks like model error and flattens P.
 1. **kNN smoothing**: S = (1 - alpha) * P + alpha * mean of P over each video's k nearest
    neighbours (cosine similarity of E, the video itself excluded). Videos of one class cluster
    in a good embedding, so a neighbourhood vote repairs isolated mistakes.
@@ -64,13 +64,16 @@ def apply_temperature(probs: torch.Tensor, temperature: float) -> torch.Tensor:
     return (probs.float().clamp_min(1e-12).log() / temperature).softmax(1)
 
 
-def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, grid: int = 241,
+def fit_temperature(probs: torch.Tensor | Predictions, labels, grid: int = 241,
                     bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """The T that minimises the NLL of ``labels`` (n,) under softmax(log(probs) / T), probs (n, C).
 
-    A log-spaced grid search over ``bounds``: one parameter, so a grid is exact enough and
-    cannot diverge (Guo et al.'s temperature scaling, on probabilities instead of logits).
+    ``probs`` may be :class:`Predictions` (its ensemble probabilities). A log-spaced grid search
+    over ``bounds``: one parameter, so a grid is exact enough and cannot diverge (temperature
+    scaling, on probabilities instead of logits). A model that is right on every held-out video
+    hits the lower bound: its probabilities become (nearly) one-hot.
     """
+    probs = probs.probs if isinstance(probs, Predictions) else probs
     labels = torch.as_tensor(labels, dtype=torch.long)
     if probs.dim() != 2 or labels.shape != probs.shape[:1]:
         raise ValueError(f"expected probs (n, C) and labels (n,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
@@ -78,7 +81,8 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, grid: int = 241,
         raise ValueError("fit_temperature needs at least one labelled sample")
     temps = torch.logspace(math.log10(bounds[0]), math.log10(bounds[1]), grid)
     logp = probs.float().clamp_min(1e-12).log()
-    nll = torch.stack([F.cross_entropy(logp / t, labels) for t in temps])
+    nll = torch.cat([F.cross_entropy((logp / t[:, None, None]).transpose(1, 2), labels.expand(len(t), -1),
+                                     reduction="none").mean(1) for t in temps.split(16)])  # (grid,)
     return float(temps[nll.argmin()])
 
 
@@ -136,7 +140,8 @@ class PseudoLabels:
     kind: (N,) codes into :data:`KINDS`; confidence: (N,) max of S (NaN where not predicted);
     thresholds: (C,) the class-adaptive thresholds.
     index: (n,) the predicted videos; ensemble, probs, smoothed: (n, C) the ensemble's
-    probabilities as predicted, calibrated (P) and smoothed (S); settings: the refinement settings, with the temperature used.
+    probabilities as predicted, calibrated (P) and smoothed (S); settings: the refinement
+    settings, with the temperature used.
     """
 
     soft: torch.Tensor
@@ -251,10 +256,10 @@ class PseudoLabels:
         return f"PseudoLabels(videos={self.hard.numel()}, classes={self.num_classes}, {counts})"
 
 
-def _check_settings(*, correction="relabel", weighting="confidence", knn=5, soft=True, temperature="auto",
+def _check_settings(*, correction="relabel", weighting="confidence", knn=10, soft=True, temperature=1.0,
                     **fractions) -> None:
-    if temperature != "auto" and not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be 'auto' or a number > 0, got {temperature!r}")
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction {correction!r}; valid: {CORRECTIONS}")
     if weighting not in WEIGHTINGS:
@@ -266,18 +271,17 @@ def _check_settings(*, correction="relabel", weighting="confidence", knn=5, soft
             raise ValueError(f"{name} must be in [0, 1], got {value}")
 
 
-def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float | str = "auto", tau: float = 0.9,
-           quantile: float = 0.5, floor: float = 0.0, knn: int = 5, alpha: float = 0.5, correct_tau: float = 0.9,
+def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float = 1.0, tau: float = 0.9,
+           quantile: float = 0.5, floor: float = 0.0, knn: int = 10, alpha: float = 0.3, correct_tau: float = 0.9,
            correction: str = "relabel", soft: bool = True, weighting: str = "confidence") -> PseudoLabels:
     """Turn ensemble ``predictions`` and ``weak`` labels into :class:`PseudoLabels` (module docstring).
 
-    ``temperature="auto"`` falls back to 1.0 when fewer than 2 predicted videos per class are
-    labelled. ``knn=0`` or ``alpha=0`` skips smoothing (as does ``predictions.embeddings is None``);
+    ``knn=0`` or ``alpha=0`` skips smoothing (as does ``predictions.embeddings is None``);
     ``correction="off"`` keeps every given label; ``tau=1.0, quantile=1.0`` makes thresholds
     only as strict as each class's most confident video.
     """
-    _check_settings(temperature=temperature, tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha, correct_tau=correct_tau,
-                    correction=correction, weighting=weighting)
+    _check_settings(temperature=temperature, tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha,
+                    correct_tau=correct_tau, correction=correction, weighting=weighting)
     N, C = len(weak), predictions.num_classes
     if C != weak.num_classes:
         raise ValueError(f"predictions have {C} classes, the weak labels {weak.num_classes}")
@@ -287,9 +291,6 @@ def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float | s
 
     given_r = weak.given[idx]
     labelled = given_r >= 0
-    if temperature == "auto":
-        enough = int(labelled.sum()) >= 2 * C
-        temperature = fit_temperature(predictions.probs[labelled], given_r[labelled]) if enough else 1.0
     P = apply_temperature(predictions.probs, float(temperature))
     if knn > 0 and alpha > 0 and predictions.embeddings is not None:
         S = knn_smooth(P, predictions.embeddings, knn, alpha)
@@ -342,9 +343,9 @@ def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float | s
     given_full = weak.given.clone()
     given_full[idx] = torch.where(keep_given, given_r, torch.where(kind_r == KINDS.index("corrected"), pred, -1))
 
-    settings = dict(temperature=float(temperature), tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha, correct_tau=correct_tau,
-                    correction=correction, soft=soft, weighting=weighting, views=predictions.views,
-                    clips=predictions.clips, blind_flip=predictions.blind_flip)
+    settings = dict(temperature=float(temperature), tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha,
+                    correct_tau=correct_tau, correction=correction, soft=soft, weighting=weighting,
+                    views=predictions.views, clips=predictions.clips, blind_flip=predictions.blind_flip)
     return PseudoLabels(soft=soft_full, hard=hard_full, mask=weight_full > 0, weights=weight_full,
                         given=given_full, original=weak.given.clone(), kind=kind_full,
                         confidence=scatter(conf, float("nan")), thresholds=thresholds, index=idx.clone(),
@@ -356,8 +357,8 @@ class PseudoLabeler:
 
     One-shot::
 
-        labeler = PseudoLabeler(weak, tau=0.9, knn=10)
-        pl = labeler.step(teacher, splits.train_eval, clips=4)     # predict, remember, refine
+        labeler = PseudoLabeler(weak, temperature=T, tau=0.9)   # T from fit_temperature on validation
+        pl = labeler.step(teacher, splits.train_eval, clips=4)   # predict, remember, refine
         pl.metrics(weak.true)
 
     After every cascade step, ``labeler.step(new_model, ...)`` folds the newer model's
@@ -390,15 +391,18 @@ class PseudoLabeler:
                 raise TypeError("the first update needs Predictions (with indices and embeddings), not a tensor")
             self.state, self.rounds = new, 1
             return self.state
-        probs, embeddings = new, self.state.embeddings
+        s = self.state
         if isinstance(new, Predictions):
-            if not torch.equal(new.index, self.state.index):
+            if not torch.equal(new.index, s.index):
                 raise ValueError("new predictions cover other videos (or another order) than the running state; "
                                  "predict on the same dataset")
-            probs = new.probs
-            embeddings = new.embeddings if new.embeddings is not None else embeddings
-        s = self.state
-        self.state = Predictions(ema(s.probs, probs, m), s.members, embeddings, s.index, s.views, s.clips, s.blind_flip)
+            embeddings = new.embeddings if new.embeddings is not None else s.embeddings
+            newest = Predictions(new.probs, new.members, embeddings, s.index, new.views, new.clips, new.blind_flip)
+        else:
+            newest = Predictions(new, s.members, s.embeddings, s.index, s.views, s.clips, s.blind_flip)
+        # Only probs are averaged; members, embeddings and views are the newest model's.
+        self.state = Predictions(ema(s.probs, newest.probs, m), newest.members, newest.embeddings, s.index,
+                                 newest.views, newest.clips, newest.blind_flip)
         self.rounds += 1
         return self.state
 

@@ -14,6 +14,8 @@ from torch.utils.data import Dataset
 
 from kdlab.data import flip_clip, hflip
 
+__all__ = ["LabelView", "find_flip_map", "with_clips", "without_flip"]
+
 
 def find_flip_map(dataset: Dataset) -> list[int] | None:
     """The ``flip_map`` of ``dataset`` or of the dataset it wraps (``Subset.dataset``, ``.base``)."""
@@ -80,16 +82,13 @@ class LabelView(Dataset):
         return f"LabelView(videos={len(self)}, flip={self.flip}, base={type(self.base).__name__})"
 
 
-__all__ = ["LabelView", "find_flip_map", "without_flip"]
-
-
 def with_clips(dataset: Dataset, clips: int) -> Dataset:
     """A copy of ``dataset`` that yields ``clips`` deterministic, unflipped clips per video.
 
     The first dataset in the wrapper chain (``Subset.dataset``, ``.base``) with a ``sampling``
     attribute (a :class:`kdlab.data.VideoFolder`) is switched to ``sampling="multi"``; items
-    then hold clips (clips, 3, T, H, W). A dataset without one is returned as it is when
-    ``clips == 1`` (it must then not flip at random) and refused otherwise.
+    then hold clips (clips, 3, T, H, W). Any other dataset is returned with its random flip
+    off; it must yield its clips itself ((3, T, H, W) for clips=1, else (clips, 3, T, H, W)).
     """
     if hasattr(dataset, "sampling"):
         view = copy.copy(dataset)
@@ -101,8 +100,5 @@ def with_clips(dataset: Dataset, clips: int) -> Dataset:
             outer = copy.copy(dataset)
             setattr(outer, attr, with_clips(inner, clips))
             return outer
-    if clips != 1:
-        raise ValueError(f"clips={clips} needs a VideoFolder (or a Subset of one) to sample several clips from; "
-                         f"got {type(dataset).__name__}: pass clips=1 or a dataset that yields (K, 3, T, H, W)")
     plain, _ = without_flip(dataset)
     return plain
