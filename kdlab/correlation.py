@@ -13,7 +13,8 @@ samples and many features the plain (biased) estimate is inflated even for unrel
 for independent features (and may then be slightly negative).
 
 **R** is the matrix of CKA between every student stage i and teacher stage j, averaged over a few
-probe batches. **Pairings** turn R into weights W (S_student x S_teacher) for the substage loss
+probe batches; :class:`CorrelationTracker` recomputes it after every training epoch.
+**Pairings** turn R into weights W (S_student x S_teacher) for the substage loss
 sum_ij W[i, j] * D(adapter_ij(F_s^i), F_t^j):
 
 =============  ===========================================================================
@@ -43,6 +44,7 @@ __all__ = [
     "gram",
     "SubstageCorrelation",
     "substage_correlation",
+    "CorrelationTracker",
     "identity_pairing",
     "softmax_pairing",
     "monotone_assignment",
@@ -259,6 +261,69 @@ def substage_correlation(
         pool=pool,
         debiased=debiased,
     )
+
+
+class CorrelationTracker:
+    """R recomputed on a fixed probe after every training epoch, to watch the student converge.
+
+    Pass it to :func:`kdlab.train.fit` as ``on_epoch_end``; call :meth:`record` once before
+    training for the untrained starting point::
+
+        tracker = CorrelationTracker(student, teacher, probe_loader, batches=2)
+        tracker.record(0)                                    # epoch 0: before any training
+        fit(student, train_set, val_set, epochs=5, on_epoch_end=tracker)
+        tracker.epochs                                       # [0, 1, 2, 3, 4, 5]
+        plot_correlation_history(tracker.history, epochs=tracker.epochs)
+
+    Epochs are counted as *epochs trained*: fit's 0-based epoch e is recorded as e + 1. Each
+    record runs both models in eval mode without gradients (see :func:`substage_correlation`),
+    so tracking does not change the training run: fit reseeds every epoch, and BatchNorm
+    statistics are not touched. The other arguments are those of :func:`substage_correlation`.
+
+    Attributes: ``history`` (one :class:`SubstageCorrelation` per record), ``epochs``.
+    """
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        loader: Iterable,
+        batches: int | None = 4,
+        student_stages: list[str] | None = None,
+        teacher_stages: list[str] | None = None,
+        pool: str = "mean",
+        debiased: bool = False,
+    ):
+        self.student, self.teacher, self.loader = student, teacher, loader
+        self.options = dict(
+            batches=batches, student_stages=student_stages, teacher_stages=teacher_stages,
+            pool=pool, debiased=debiased,
+        )
+        self.history: list[SubstageCorrelation] = []
+        self.epochs: list[int] = []
+
+    def record(self, epoch: int) -> SubstageCorrelation:
+        """Compute R now and store it under ``epoch``; returns it."""
+        result = substage_correlation(self.student, self.teacher, self.loader, **self.options)
+        self.history.append(result)
+        self.epochs.append(int(epoch))
+        return result
+
+    def __call__(self, epoch: int, record: dict | None = None) -> None:
+        """fit's ``on_epoch_end(epoch, record)`` hook: records R after 0-based ``epoch``."""
+        self.record(epoch + 1)
+
+    def stack(self) -> torch.Tensor:
+        """All recorded R as one (records, S_student, S_teacher) float64 tensor."""
+        if not self.history:
+            raise ValueError("nothing recorded yet: call record() or pass the tracker to fit(on_epoch_end=...)")
+        return torch.stack([c.R for c in self.history])
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def __repr__(self) -> str:
+        return f"CorrelationTracker({len(self)} records, epochs={self.epochs})"
 
 
 # ------------------------------------------------------------------------------------------

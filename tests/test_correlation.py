@@ -14,6 +14,7 @@ from torch import nn  # noqa: E402
 
 from kdlab.correlation import (  # noqa: E402
     PAIRING_RULES,
+    CorrelationTracker,
     LearnedPairing,
     identity_pairing,
     linear_cka,
@@ -23,7 +24,9 @@ from kdlab.correlation import (  # noqa: E402
     softmax_pairing,
     substage_correlation,
 )
+from kdlab.train import fit  # noqa: E402
 from kdlab.viz.heatmaps import correlation_slider, plot_correlation, plot_correlation_history  # noqa: E402
+from toydata import MovingBar  # noqa: E402
 
 
 # ---------------------------------------------------------------- independent oracles (numpy)
@@ -187,6 +190,45 @@ def test_teacher_against_itself_has_unit_diagonal_and_explicit_names():
     assert res.R[0, 0].item() == pytest.approx(1.0, abs=1e-9)
     assert res.R[1, 2].item() == pytest.approx(1.0, abs=1e-9)
     assert res.std.shape == (2, 3) and res.best_teacher_stage() == {"stem": "stem", "stage2": "stage2"}
+
+
+def test_tracker_records_r_every_epoch_without_changing_the_training():
+    """fit(on_epoch_end=tracker) stores R after each epoch; the trained weights are those of an
+    untracked run with the same seed (tracking runs in eval mode and fit reseeds every epoch)."""
+    teacher = Staged((5, 7, 9, 11))
+    probe = torch.utils.data.DataLoader(MovingBar(12, seed=5), batch_size=6)
+    train = MovingBar(24)
+
+    def run(track: bool):
+        torch.manual_seed(1)
+        student = Staged((4, 6, 8))
+        tracker = CorrelationTracker(student, teacher, probe, batches=None) if track else None
+        if track:
+            tracker.record(0)
+        fit(student, train, epochs=3, batch_size=8, lr=1e-2, seed=1, progress=False, on_epoch_end=tracker)
+        return student, tracker
+
+    student, tracker = run(track=True)
+    plain, _ = run(track=False)
+    for (name, a), b in zip(student.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(a, b), f"tracking changed {name}"
+
+    assert tracker.epochs == [0, 1, 2, 3] and len(tracker) == 4
+    stack = tracker.stack()
+    assert stack.shape == (4, 3, 4) and stack.dtype == torch.float64
+    assert all(c.per_batch.shape == (2, 3, 4) for c in tracker.history)
+    # The last record is R of the trained student, the first that of the untrained one.
+    again = substage_correlation(student, teacher, probe, batches=None)
+    assert torch.allclose(stack[-1], again.R, atol=1e-12)
+    assert not torch.allclose(stack[0], stack[-1])
+    # The history plugs straight into the plots.
+    fig = plot_correlation_history(tracker.history, epochs=tracker.epochs)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title().startswith("epoch")] == [
+        f"epoch {e}" for e in tracker.epochs
+    ]
+    plt.close("all")
+    with pytest.raises(ValueError, match="nothing recorded"):
+        CorrelationTracker(student, teacher, probe).stack()
 
 
 # ---------------------------------------------------------------- pairings

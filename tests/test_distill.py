@@ -119,8 +119,9 @@ def test_joint_schedule_switches_everything_on_at_once():
 
 def test_schedule_phase_lengths():
     stages = ["a", "b", "c"]
-    # epochs split evenly, the last phase taking the rest
-    assert [p.index for p in Schedule("progressive", stages, epochs=10).table(10)] == [1] * 3 + [2] * 3 + [3] * 4
+    # the first phases share the first half of the epochs, the last phase runs the rest
+    assert [p.index for p in Schedule("progressive", stages, epochs=12).table(12)] == [1] * 3 + [2] * 3 + [3] * 6
+    assert [p.index for p in Schedule("progressive", stages, epochs=3).table(3)] == [1, 2, 3]
     table = Schedule("progressive", stages, phase_epochs=[1, 3]).table(6)
     assert [p.stages for p in table] == [("a",)] + [("a", "b")] * 3 + [("a", "b", "c")] * 2
     assert [p.logits for p in table] == [False] * 4 + [True] * 2
@@ -310,9 +311,9 @@ def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scr
     from kdlab.data import VideoFolder, generate_dataset
     from kdlab.experiment import MaskedLabels
 
-    root = generate_dataset(tmp_path / "motion", classes=["MoveLeft", "MoveRight", "Grow", "RotateClockwise"],
-                            train_per_class=24, test_per_class=15, frames=8, size=32, difficulty=0.5,
-                            progress=False)
+    classes = ["MoveLeft", "MoveRight", "Grow", "RotateClockwise"]
+    root = generate_dataset(tmp_path / "motion", classes=classes, train_per_class=24, test_per_class=25, frames=16,
+                            size=32, difficulty=0.5, progress=False)
     common = dict(frames=8, size=32, cache=True, progress=False)
     train = VideoFolder(root, "train", sampling="random", flip=True, **common)
     test = VideoFolder(root, "test", **common)
@@ -322,12 +323,12 @@ def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scr
 
     torch.manual_seed(0)
     teacher = build_model("assistant", 4)
-    fit(teacher, train, epochs=10, **options)
+    fit(teacher, train, epochs=10, **options)  # all 96 labels
     teacher_acc = evaluate(teacher, test)["top1"]
 
     torch.manual_seed(1)
     scratch = build_model("student", 4)
-    fit(scratch, Subset(train, labelled), epochs=40, **options)  # as many steps as the distilled run
+    fit(scratch, Subset(train, labelled), epochs=40, **options)  # about as many steps as the distilled run
     scratch_acc = evaluate(scratch, test)["top1"]
 
     torch.manual_seed(1)
@@ -335,7 +336,7 @@ def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scr
     obj = SubstageDistillation(teacher, student, epochs=10, probe=Subset(train, everyone))
     history = fit(student, MaskedLabels(train, everyone, labelled), objective=obj, epochs=10, **options)
     skd_acc = evaluate(student, test)["top1"]
-    print(f"teacher {teacher_acc:.1f}%, scratch {scratch_acc:.1f}%, skd {skd_acc:.1f}%")
+    print(f"teacher {teacher_acc:.1f}%, scratch {scratch_acc:.1f}%, skd {skd_acc:.1f}% (chance 25%)")
     assert teacher_acc >= 60.0
     assert skd_acc >= scratch_acc + 10.0
-    assert history.last["phase"] == 4
+    assert [r["phase"] for r in history.records] == [1, 2, 3] + [4] * 7

@@ -16,12 +16,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from kdlab.data import VideoFolder, generate_dataset, hflip  # noqa: E402
 from kdlab.models import build_model  # noqa: E402
 from kdlab.pseudo import (  # noqa: E402
-    KINDS, LabelView, PseudoLabeler, Predictions, WeakLabels, accuracy_at_coverage, accuracy_coverage_curve,
+    KINDS, PseudoLabeler, Predictions, WeakLabels, accuracy_at_coverage, accuracy_coverage_curve,
     class_thresholds, ema, expected_calibration_error, fit_temperature, inject_label_noise, knn_smooth, predict,
     refine, reliability_bins,
 )
 from kdlab.train import Supervised, fit  # noqa: E402
-from kdlab.viz.pseudo import plot_accuracy_coverage, plot_class_thresholds, plot_corrections, plot_reliability  # noqa: E402
+from kdlab.viz.pseudo import (  # noqa: E402
+    plot_accuracy_coverage, plot_class_thresholds, plot_corrections, plot_reliability,
+)
 
 
 # ------------------------------------------------------------------------------------ label noise
@@ -216,6 +218,21 @@ def test_ema_formula_and_running_state():
         PseudoLabeler(weak, knn_k=3)
 
 
+def test_labeler_step_predicts_remembers_and_refines():
+    data = Bars([0, 1, 2, 0, 1, 2])
+    weak = WeakLabels(torch.tensor([0, -1, -1, -1, 1, -1]), torch.tensor(data.labels), 3)
+    labeler = PseudoLabeler(weak, momentum=0.5, quantile=0.0, knn=0)
+    first = labeler.step(DirectionNet(gain=0.2), data)
+    second = labeler.step(DirectionNet(gain=2.0), data)  # a newer, more confident model
+    p_old = predict(DirectionNet(gain=0.2), data).probs
+    p_new = predict(DirectionNet(gain=2.0), data).probs
+    assert torch.allclose(labeler.state.probs, 0.5 * p_old + 0.5 * p_new, atol=1e-6)
+    assert torch.allclose(second.ensemble, labeler.state.probs)
+    movers = [1, 3]  # unlabelled; the gain changes how sure the model is about a moving bar
+    assert (second.confidence[movers] > first.confidence[movers]).all()
+    assert (second.hard[second.mask] == weak.true[second.mask]).all()
+
+
 def test_knn_smoothing_excludes_self_and_repairs_an_outlier():
     emb = torch.tensor([[1.0, 0.0], [0.99, 0.1], [0.98, -0.1], [0.0, 1.0], [0.1, 0.99], [-0.1, 0.98]])
     probs = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8], [0.1, 0.9], [0.2, 0.8], [0.1, 0.9]])
@@ -372,6 +389,8 @@ def learned(tmp_path_factory):
     fit(model, teacher_train, epochs=10, batch_size=16, lr=3e-3, progress=False)
     temperature = fit_temperature(predict(model, teacher_val, clips=4), torch.tensor(teacher_val.labels))
     return {
+        "model": model,
+        "videos": videos,
         "weak": weak,
         "single": predict(model, videos, clips=1, views=("identity",)),
         "ensemble": predict(model, videos, clips=4),
@@ -390,6 +409,13 @@ def test_multi_view_ensemble_beats_one_view_and_the_blind_flip_hurts_mirrored_mo
     assert accuracy(ens.probs, true) > accuracy(single.probs, true)
     mirrored = true < 2  # MoveLeft, MoveRight
     assert accuracy(blind.probs[mirrored], true[mirrored]) < accuracy(ens.probs[mirrored], true[mirrored]) - 0.1
+
+
+def test_ensemble_on_a_subset_reads_the_same_clips(learned):
+    ens = learned["ensemble"]
+    part = predict(learned["model"], Subset(learned["videos"], [5, 2]), clips=4)
+    assert torch.equal(part.index, torch.tensor([5, 2]))
+    assert torch.allclose(part.probs, ens.probs[[5, 2]], atol=1e-5)  # deterministic clips, whatever the batch
 
 
 def test_refinement_beats_the_raw_argmax_and_corrections_are_mostly_right(learned):

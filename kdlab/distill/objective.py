@@ -109,7 +109,7 @@ class Distillation(nn.Module):
             guide first described. Both give the same pairs on equal grids; "coarser" avoids
             the losses on upsampled maps that made a 16-pair SKD step about twice as slow.
         embedding_loss: "rkd", "pkt" or None, on ``head.embed``; embedding_weight.
-        schedule: "progressive" or "joint"; phase_epochs / epochs as in :class:`Schedule`.
+        schedule: "progressive" or "joint"; phase_epochs, epochs, logits_from as in :class:`Schedule`.
         probe: clips for the correlation R: a Dataset (``probe_size`` videos drawn with
             ``probe_seed``), a DataLoader (its first ``probe_size`` clips), or None (the training
             data given to ``on_epoch_start``). Drawn once, so R is comparable across epochs.
@@ -136,6 +136,7 @@ class Distillation(nn.Module):
         grid: str = "coarser",
         embedding_loss: str | None = None, embedding_weight: float = 1.0,
         schedule: str = "joint", phase_epochs: int | Sequence[int] | None = None, epochs: int | None = None,
+        logits_from: str = "last",
         probe: Dataset | DataLoader | None = None, probe_size: int = 64, probe_seed: int = 0,
         val_data: Dataset | None = None, teacher_cache: TeacherCache | None = None,
         clip_shape: Sequence[int] = (3, 8, 32, 32),
@@ -205,7 +206,8 @@ class Distillation(nn.Module):
             _stages("student", self.embed_taps, student, teacher)
             _stages("teacher", self.embed_taps, student, teacher)
 
-        self.schedule = Schedule(schedule, self.student_stages, phase_epochs=phase_epochs, epochs=epochs)
+        self.schedule = Schedule(schedule, self.student_stages, phase_epochs=phase_epochs, epochs=epochs,
+                                 logits_from=logits_from)
         self.epoch = 0
         if teacher_cache is not None:
             self._check_cache_teacher(teacher_cache)

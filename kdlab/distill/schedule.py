@@ -4,6 +4,7 @@ Training runs in *phases*. With ``kind="progressive"`` and S distilled student s
 S phases: phase k (1-based) switches on the feature terms of student stages 1..k, shallow to
 deep, and the last phase also switches on the logit term (and the embedding term of RKD/PKT).
 ``kind="joint"`` is one phase with everything on from the first epoch, for the ablation.
+``logits_from="first"`` keeps the staged feature terms but has logit KD on from the start.
 The label term is not scheduled: it is on in every phase.
 
 A term that is off is *absent* from the objective's terms (not a 0): in the training history a
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 SCHEDULES = ("progressive", "joint")
+LOGITS_FROM = ("last", "first")
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,21 @@ class Schedule:
             the length of each phase in order (S entries, or S - 1: the last phase always runs
             until training ends, so its length may be left out).
         epochs: progressive only, used when ``phase_epochs`` is None: the total number of
-            training epochs, split into S phases of ``epochs // S`` (at least 1) epochs, the last
-            phase taking the rest.
+            training epochs. The first S - 1 phases share the first half of them equally (at
+            least 1 epoch each), the last phase runs the rest: e.g. 4 stages and 15 epochs give
+            phases of 2, 2, 2 and 9 epochs.
+        logits_from: "last" (the guide's schedule: logit KD joins in the last phase) or "first"
+            (logit KD from the first phase on, only the feature terms are staged), a variant
+            for the ablation.
     """
 
     def __init__(self, kind: str, stages: Sequence[str], phase_epochs: int | Sequence[int] | None = None,
-                 epochs: int | None = None):
+                 epochs: int | None = None, logits_from: str = "last"):
         if kind not in SCHEDULES:
             raise ValueError(f"unknown schedule {kind!r}; valid: {', '.join(SCHEDULES)}")
-        self.kind, self.stages = kind, tuple(stages)
+        if logits_from not in LOGITS_FROM:
+            raise ValueError(f"unknown logits_from {logits_from!r}; valid: {', '.join(LOGITS_FROM)}")
+        self.kind, self.stages, self.logits_from = kind, tuple(stages), logits_from
         if kind == "joint" or len(self.stages) <= 1:
             self.starts = [0]
             return
@@ -74,7 +82,10 @@ class Schedule:
                     f"{list(self.stages)}: the last phases would never run. Train longer, distil fewer "
                     "stages, or use schedule='joint'"
                 )
-            lengths = [max(1, epochs // count)] * (count - 1)
+            # The last phase (everything on) gets the second half of training, the earlier
+            # phases share the first half: KD on unlabelled videos is what teaches most, so
+            # it should not wait for long.
+            lengths = [max(1, epochs // (2 * (count - 1)))] * (count - 1)
         elif isinstance(phase_epochs, int):
             lengths = [phase_epochs] * (count - 1)
         else:
@@ -101,7 +112,7 @@ class Schedule:
         k = max(k, 1)
         count = self.num_phases
         stages = self.stages if count == 1 else self.stages[:k]
-        return Phase(index=k, count=count, stages=tuple(stages), logits=k == count)
+        return Phase(index=k, count=count, stages=tuple(stages), logits=k == count or self.logits_from == "first")
 
     def table(self, epochs: int) -> list[Phase]:
         """The phase of every epoch 0..epochs-1 (for printing or plotting the schedule)."""

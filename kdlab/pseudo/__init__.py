@@ -4,7 +4,8 @@ Modules, one concern each: ``weak`` (label budgets with injected noise, true lab
 ``views`` (datasets that carry given or pseudo-labels and flip them correctly), ``ensemble``
 (a model's averaged predictions over K clips x label-preserving views), ``refine`` (kNN
 smoothing, corrections, class-adaptive thresholds, EMA re-refinement), ``metrics`` (accuracy vs
-coverage, calibration). Plots are in :mod:`kdlab.viz.pseudo`.
+coverage, calibration), ``result`` (the PseudoLabels record), ``labeler`` (the running state
+over cascade steps). Plots are in :mod:`kdlab.viz.pseudo`.
 
 Every per-video tensor is indexed like the base training dataset (``ds[i] -> (clip, label, i)``),
 so the outputs plug into ``kdlab.train.Supervised(soft_targets=..., sample_weights=...)``.
@@ -12,8 +13,9 @@ so the outputs plug into ``kdlab.train.Supervised(soft_targets=..., sample_weigh
 
 from .ensemble import VIEWS, Predictions, predict
 from .metrics import accuracy_at_coverage, accuracy_coverage_curve, expected_calibration_error, reliability_bins
-from .refine import (CORRECTIONS, KINDS, PseudoLabeler, PseudoLabels, apply_temperature, class_thresholds, ema,
-                     fit_temperature, knn_smooth, refine)
+from .labeler import PseudoLabeler
+from .refine import CORRECTIONS, apply_temperature, class_thresholds, ema, fit_temperature, knn_smooth, refine
+from .result import KINDS, PseudoLabels
 from .views import LabelView, find_flip_map, with_clips, without_flip
 from .weak import NOISE_MODES, WeakLabels, inject_label_noise
 

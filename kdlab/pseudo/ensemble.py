@@ -102,13 +102,18 @@ def predict(model: nn.Module, dataset: Dataset, *, clips: int = 1, views: Sequen
     views = tuple(views)
     _check_views(views, embed)
     flip_map = find_flip_map(dataset) if flip_map is None else flip_map
+    fm, num_classes = None, getattr(model, "num_classes", None)
+    if "flip" in views and not blind_flip and (flip_map is None or num_classes is not None):
+        fm = _check_flip_map(flip_map, num_classes)  # fail before any forward pass
     data = with_clips(dataset, clips)
+    if len(data) == 0:
+        raise ValueError("the dataset is empty: nothing to predict")
     params = next(model.parameters(), None)
     if device is None:
         device = params.device if params is not None else torch.device("cpu")
     device = torch.device(device)
     tap = SubstageTap(model, [embed], detach=True) if embed else None
-    fm, was_training = None, model.training
+    was_training = model.training
     members, embeddings, indices = [], [], []
     model.eval()
     try:

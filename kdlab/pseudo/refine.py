@@ -24,26 +24,21 @@ labels (a few given labels, some wrong), :func:`refine` runs five steps, in this
    (``weighting="confidence"``) or 1; everything else -> weight 0, outside the mask.
 
 Re-refinement with a newer model (after a cascade step) averages its probabilities into the
-running ones, P <- m * P_old + (1 - m) * P_new (:func:`ema`), and refines again.
+running ones, P <- m * P_old + (1 - m) * P_new (:func:`ema`), and refines again: see
+:class:`kdlab.pseudo.labeler.PseudoLabeler`.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from .ensemble import Predictions, predict
-from .metrics import expected_calibration_error
-from .views import LabelView
+from .ensemble import Predictions
+from .result import KINDS, PseudoLabels
 from .weak import WeakLabels
 
-#: ``PseudoLabels.kind`` codes: what each video's target is.
-KINDS = ("none", "given", "corrected", "pseudo", "dropped")
 CORRECTIONS = ("relabel", "drop", "off")
 WEIGHTINGS = ("confidence", "uniform")
 
@@ -130,133 +125,7 @@ def class_thresholds(confidence: torch.Tensor, predicted: torch.Tensor, num_clas
     return thresholds.clamp(min=floor)
 
 
-@dataclass
-class PseudoLabels:
-    """Training targets for the N videos of the base training dataset (indexed like it).
-
-    soft: (N, C) target distributions; hard: (N,) class or -1; mask: (N,) bool, True where the
-    video has a target; weights: (N,) (0 outside the mask); given: (N,) the given labels after
-    correction (-1: unlabelled or dropped); original: (N,) the given labels before;
-    kind: (N,) codes into :data:`KINDS`; confidence: (N,) max of S (NaN where not predicted);
-    thresholds: (C,) the class-adaptive thresholds.
-    index: (n,) the predicted videos; ensemble, probs, smoothed: (n, C) the ensemble's
-    probabilities as predicted, calibrated (P) and smoothed (S); settings: the refinement
-    settings, with the temperature used.
-    """
-
-    soft: torch.Tensor
-    hard: torch.Tensor
-    mask: torch.Tensor
-    weights: torch.Tensor
-    given: torch.Tensor
-    original: torch.Tensor
-    kind: torch.Tensor
-    confidence: torch.Tensor
-    thresholds: torch.Tensor
-    index: torch.Tensor
-    ensemble: torch.Tensor
-    probs: torch.Tensor
-    smoothed: torch.Tensor
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return self.soft.shape[1]
-
-    def where(self, kind: str) -> torch.Tensor:
-        """BoolTensor (N,): the videos of one kind ("given", "corrected", "pseudo", "dropped", "none")."""
-        if kind not in KINDS:
-            raise KeyError(f"unknown kind {kind!r}; valid: {KINDS}")
-        return self.kind == KINDS.index(kind)
-
-    @property
-    def best_guess(self) -> torch.Tensor:
-        """(n,) a label for every predicted video: the given label (after correction) where there
-        is one, else argmax S. The refined labels at full coverage."""
-        guess = self.smoothed.argmax(1)
-        given = self.given[self.index]
-        return torch.where(given >= 0, given, guess)
-
-    def targets(self) -> dict[str, torch.Tensor]:
-        """``{"soft_targets", "sample_weights"}`` for ``kdlab.train.Supervised(**pl.targets())``.
-
-        Rows are looked up by each item's base-dataset index. The targets describe the *unflipped*
-        video: train on a dataset without random flips (``pl.dataset(base)``, or ``flip=False``),
-        or a mirrored MoveLeft clip would be trained towards MoveLeft.
-        """
-        return {"soft_targets": self.soft, "sample_weights": self.weights}
-
-    def dataset(self, base: Dataset, indices=None, *, flip: bool = False) -> LabelView:
-        """The videos with a target (or ``indices``) of ``base``, labelled with ``hard``: items
-        ``(clip, hard[index], index)``. ``flip=True`` mirrors with label mapping (hard labels only)."""
-        if indices is None:
-            indices = torch.nonzero(self.mask).flatten().tolist()
-        return LabelView(base, indices, self.hard, flip=flip)
-
-    def metrics(self, true_labels) -> dict:
-        """Quality against the hidden true labels (N,). Accuracies and coverages are fractions in [0, 1].
-
-        - coverage / accuracy: share of the predicted videos with a target, and the accuracy of
-          those targets (what the student trains on);
-        - pseudo_coverage / pseudo_accuracy: the same over the unlabelled videos only;
-        - given_accuracy_before / given_accuracy_after: the given labels before and after correction;
-        - corrections, corrections_right, dropped, noisy_given, noisy_fixed (wrong given labels
-          that were corrected to the truth or dropped);
-        - raw_accuracy (argmax P), smoothed_accuracy (argmax S), full_accuracy (best_guess),
-          all at full coverage over the predicted videos;
-        - ece_ensemble, ece_calibrated, ece: expected calibration error before calibration, after it
-          (P) and after smoothing (S); temperature; thresholds: per class.
-        """
-        true = torch.as_tensor(true_labels, dtype=torch.long)
-        if true.shape != self.hard.shape:
-            raise ValueError(f"true_labels {tuple(true.shape)} must be (N,) = {tuple(self.hard.shape)}")
-        idx, true_r = self.index, true[self.index]
-        rows = torch.zeros_like(self.mask)
-        rows[idx] = True
-
-        def frac(num, den) -> float:
-            den = int(den)
-            return float(num) / den if den else float("nan")
-
-        used = self.mask & rows
-        unl = rows & (self.original < 0)
-        pseudo = self.where("pseudo")
-        labelled = rows & (self.original >= 0)
-        kept = labelled & (self.given >= 0)
-        corrected, dropped = self.where("corrected"), self.where("dropped")
-        noisy = labelled & (self.original != true)
-        return {
-            "videos": int(rows.sum()),
-            "coverage": frac(used.sum(), rows.sum()),
-            "accuracy": frac((self.hard[used] == true[used]).sum(), used.sum()),
-            "pseudo_coverage": frac(pseudo.sum(), unl.sum()),
-            "pseudo_accuracy": frac((self.hard[pseudo] == true[pseudo]).sum(), pseudo.sum()),
-            "labelled": int(labelled.sum()),
-            "given_accuracy_before": frac((self.original[labelled] == true[labelled]).sum(), labelled.sum()),
-            "given_accuracy_after": frac((self.given[kept] == true[kept]).sum(), kept.sum()),
-            "corrections": int(corrected.sum()),
-            "corrections_right": int((self.given[corrected] == true[corrected]).sum()),
-            "dropped": int(dropped.sum()),
-            "dropped_were_wrong": int((self.original[dropped] != true[dropped]).sum()),
-            "noisy_given": int(noisy.sum()),
-            "noisy_fixed": int((noisy & (dropped | (corrected & (self.given == true)))).sum()),
-            "raw_accuracy": frac((self.probs.argmax(1) == true_r).sum(), len(idx)),
-            "smoothed_accuracy": frac((self.smoothed.argmax(1) == true_r).sum(), len(idx)),
-            "full_accuracy": frac((self.best_guess == true_r).sum(), len(idx)),
-            "ece_ensemble": expected_calibration_error(self.ensemble, true_r),
-            "ece_calibrated": expected_calibration_error(self.probs, true_r),
-            "ece": expected_calibration_error(self.smoothed, true_r),
-            "temperature": self.settings.get("temperature", 1.0),
-            "thresholds": self.thresholds.tolist(),
-            "pseudo_per_class": torch.bincount(self.hard[pseudo], minlength=self.num_classes).tolist(),
-        }
-
-    def __repr__(self) -> str:
-        counts = {k: int(self.where(k).sum()) for k in KINDS if self.where(k).any()}
-        return f"PseudoLabels(videos={self.hard.numel()}, classes={self.num_classes}, {counts})"
-
-
-def _check_settings(*, correction="relabel", weighting="confidence", knn=10, soft=True, temperature=1.0,
+def check_settings(*, correction="relabel", weighting="confidence", knn=10, soft=True, temperature=1.0,
                     **fractions) -> None:
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
@@ -280,7 +149,7 @@ def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float = 1
     ``correction="off"`` keeps every given label; ``tau=1.0, quantile=1.0`` makes thresholds
     only as strict as each class's most confident video.
     """
-    _check_settings(temperature=temperature, tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha,
+    check_settings(temperature=temperature, tau=tau, quantile=quantile, floor=floor, knn=knn, alpha=alpha,
                     correct_tau=correct_tau, correction=correction, weighting=weighting)
     N, C = len(weak), predictions.num_classes
     if C != weak.num_classes:
@@ -350,73 +219,3 @@ def refine(predictions: Predictions, weak: WeakLabels, *, temperature: float = 1
                         given=given_full, original=weak.given.clone(), kind=kind_full,
                         confidence=scatter(conf, float("nan")), thresholds=thresholds, index=idx.clone(),
                         ensemble=predictions.probs.float(), probs=P, smoothed=S, settings=settings)
-
-
-class PseudoLabeler:
-    """Keeps the running ensemble probabilities of a weakly labelled training set and refines them.
-
-    One-shot::
-
-        labeler = PseudoLabeler(weak, temperature=T, tau=0.9)   # T from fit_temperature on validation
-        pl = labeler.step(teacher, splits.train_eval, clips=4)   # predict, remember, refine
-        pl.metrics(weak.true)
-
-    After every cascade step, ``labeler.step(new_model, ...)`` folds the newer model's
-    probabilities into the running ones with :func:`ema` (``momentum``) and refines again;
-    the kNN graph uses the newest model's embeddings. ``predict``/``update``/``refine`` are the
-    separate parts of ``step``. Refinement settings are those of :func:`refine`.
-    """
-
-    def __init__(self, weak: WeakLabels, *, momentum: float = 0.5, **settings):
-        unknown = set(settings) - set(inspect.signature(refine).parameters) | ({"predictions", "weak"} & set(settings))
-        if unknown:
-            valid = [p for p in inspect.signature(refine).parameters if p not in ("predictions", "weak")]
-            raise TypeError(f"unknown refinement setting(s) {sorted(unknown)}; valid: {valid}")
-        _check_settings(**settings)
-        self.weak, self.momentum, self.settings = weak, float(momentum), settings
-        self.state: Predictions | None = None
-        self.rounds = 0
-
-    def predict(self, model, dataset, **kwargs) -> Predictions:
-        """:func:`kdlab.pseudo.predict` (does not change the running state)."""
-        return predict(model, dataset, **kwargs)
-
-    def update(self, new: Predictions | torch.Tensor, momentum: float | None = None) -> Predictions:
-        """Fold ``new`` into the running state: the first time it becomes the state; afterwards
-        ``probs <- m * probs + (1 - m) * new`` (``new``: Predictions over the same videos, or
-        probabilities (n, C) in the state's row order). Returns the state."""
-        m = self.momentum if momentum is None else float(momentum)
-        if self.state is None:
-            if not isinstance(new, Predictions):
-                raise TypeError("the first update needs Predictions (with indices and embeddings), not a tensor")
-            self.state, self.rounds = new, 1
-            return self.state
-        s = self.state
-        if isinstance(new, Predictions):
-            if not torch.equal(new.index, s.index):
-                raise ValueError("new predictions cover other videos (or another order) than the running state; "
-                                 "predict on the same dataset")
-            embeddings = new.embeddings if new.embeddings is not None else s.embeddings
-            newest = Predictions(new.probs, new.members, embeddings, s.index, new.views, new.clips, new.blind_flip)
-        else:
-            newest = Predictions(new, s.members, s.embeddings, s.index, s.views, s.clips, s.blind_flip)
-        # Only probs are averaged; members, embeddings and views are the newest model's.
-        self.state = Predictions(ema(s.probs, newest.probs, m), newest.members, newest.embeddings, s.index,
-                                 newest.views, newest.clips, newest.blind_flip)
-        self.rounds += 1
-        return self.state
-
-    def refine(self, predictions: Predictions | None = None, **overrides) -> PseudoLabels:
-        """Refine ``predictions`` (default: the running state) with this labeler's settings (+ overrides)."""
-        predictions = predictions if predictions is not None else self.state
-        if predictions is None:
-            raise RuntimeError("nothing to refine yet: call step(model, dataset) or update(predictions) first")
-        return refine(predictions, self.weak, **{**self.settings, **overrides})
-
-    def step(self, model, dataset, momentum: float | None = None, **predict_kwargs) -> PseudoLabels:
-        """``predict`` with ``model``, ``update`` the running state, ``refine`` it."""
-        self.update(self.predict(model, dataset, **predict_kwargs), momentum)
-        return self.refine()
-
-    def __repr__(self) -> str:
-        return f"PseudoLabeler(rounds={self.rounds}, momentum={self.momentum}, settings={self.settings})"

@@ -137,8 +137,9 @@ def plot_corrections(pl: PseudoLabels, true_labels, class_names: Sequence[str] |
     matrix = np.zeros((pl.num_classes, pl.num_classes), dtype=int)
     for a, b in zip(pl.original[corrected].tolist(), pl.given[corrected].tolist()):
         matrix[a, b] += 1
-    sns.heatmap(matrix, ax=right, annot=True, fmt="d", cmap="Blues", cbar=False, xticklabels=names,
-                yticklabels=names, square=True)
+    annot = np.where(matrix > 0, matrix.astype(str), "")  # only the cells that happened
+    sns.heatmap(matrix, ax=right, annot=annot, fmt="", cmap="Blues", cbar=False, xticklabels=names,
+                yticklabels=names, square=True, linewidths=0.5, linecolor="0.9")
     right.set_xlabel("corrected to")
     right.set_ylabel("given label")
     right.set_title("corrections")
