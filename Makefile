@@ -7,7 +7,7 @@ STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB_TIMEOUT ?= 900
 
-.PHONY: setup notebooks test test-fast lab data bench-data bench perf clean
+.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ data: $(STAMP)
 
 bench-data: $(STAMP)
 	$(PY) benchmarks/bench_data.py
+
+bench-train: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+bench-tap: $(STAMP)
+	$(PY) benchmarks/bench_tap.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -23,37 +23,7 @@ from torch import nn
 
 from kdlab.config import pick, project_root
 from kdlab.hooks import SubstageTap
-
-
-class _FallbackNet(nn.Module):
-    """A small stem/stage1..4/head 3D CNN, used only if kdlab.models has no build_model."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        widths, c = (8, 12, 24, 48), 6
-        self.stem = nn.Sequential(nn.Conv3d(3, c, 3, padding=1), nn.BatchNorm3d(c), nn.ReLU())
-        self.stage_names = []
-        for i, w in enumerate(widths, start=1):
-            stride = (1 if i < 3 else 2, 2 if i < 4 else 1, 2 if i < 4 else 1)
-            block = nn.Sequential(nn.Conv3d(c, w, 3, stride=stride, padding=1), nn.BatchNorm3d(w), nn.ReLU())
-            setattr(self, f"stage{i}", block)
-            self.stage_names.append(f"stage{i}")
-            c = w
-        self.head = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(c, num_classes))
-
-    def forward(self, x):
-        x = self.stem(x)
-        for n in self.stage_names:
-            x = getattr(self, n)(x)
-        return self.head(x)
-
-
-def make_model(name: str, num_classes: int) -> tuple[nn.Module, str]:
-    try:
-        from kdlab.models import build_model
-    except ImportError:
-        return _FallbackNet(num_classes), "fallback 3D CNN (kdlab.models unavailable)"
-    return build_model(name, num_classes), f"kdlab.models.build_model({name!r})"
+from kdlab.models import build_model
 
 
 def main(argv=None) -> dict:
@@ -69,7 +39,7 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(0)
     num_classes = 10
-    model, model_desc = make_model(args.model, num_classes)
+    model, model_desc = build_model(args.model, num_classes), f"kdlab.models.build_model({args.model!r})"
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(args.batch, 3, args.frames, args.size, args.size)
