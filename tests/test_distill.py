@@ -326,17 +326,22 @@ def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scr
     fit(teacher, train, epochs=10, **options)  # all 96 labels
     teacher_acc = evaluate(teacher, test)["top1"]
 
-    torch.manual_seed(1)
-    scratch = build_model("student", 4)
-    fit(scratch, Subset(train, labelled), epochs=40, **options)  # about as many steps as the distilled run
-    scratch_acc = evaluate(scratch, test)["top1"]
+    scratch_acc, skd_acc = [], []
+    for seed in (1, 2):  # the mean of two seeds: one run on 100 test videos moves by a few points
+        run = {**options, "seed": seed, "batch_size": 8}  # more updates: 10 epochs are only ~12 steps each
+        torch.manual_seed(seed)
+        scratch = build_model("student", 4)
+        fit(scratch, Subset(train, labelled), epochs=40, **run)  # about as many steps as the distilled run
+        scratch_acc.append(evaluate(scratch, test)["top1"])
 
-    torch.manual_seed(1)
-    student = build_model("student", 4)
-    obj = SubstageDistillation(teacher, student, epochs=10, probe=Subset(train, everyone))
-    history = fit(student, MaskedLabels(train, everyone, labelled), objective=obj, epochs=10, **options)
-    skd_acc = evaluate(student, test)["top1"]
-    print(f"teacher {teacher_acc:.1f}%, scratch {scratch_acc:.1f}%, skd {skd_acc:.1f}% (chance 25%)")
+        torch.manual_seed(seed)
+        student = build_model("student", 4)
+        obj = SubstageDistillation(teacher, student, epochs=10, probe=Subset(train, everyone))
+        history = fit(student, MaskedLabels(train, everyone, labelled), objective=obj, epochs=10, **run)
+        skd_acc.append(evaluate(student, test)["top1"])
+        assert [r["phase"] for r in history.records] == [1, 2, 3] + [4] * 7
+    scratch_mean, skd_mean = sum(scratch_acc) / 2, sum(skd_acc) / 2
+    print(f"teacher {teacher_acc:.1f}%, scratch {scratch_acc} -> {scratch_mean:.1f}%, "
+          f"skd {skd_acc} -> {skd_mean:.1f}% (chance 25%)")
     assert teacher_acc >= 60.0
-    assert skd_acc >= scratch_acc + 10.0
-    assert [r["phase"] for r in history.records] == [1, 2, 3] + [4] * 7
+    assert skd_mean >= scratch_mean + 10.0
