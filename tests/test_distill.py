@@ -63,6 +63,14 @@ def test_adapters_make_every_stage_pair_compatible(teacher_name, student_name):
         check_adapters(obj, feats, student.stage_names, teacher.stage_names, grid)
 
 
+def expected_grid(s_size, t_size, grid, cap=128):
+    """The teacher's (T, H, W) or the per-axis minimum, then H and W halved until T*H*W <= cap."""
+    size = list(t_size) if grid == "teacher" else [min(a, b) for a, b in zip(s_size, t_size)]
+    while size[0] * size[1] * size[2] > cap:
+        size = [size[0], max(1, size[1] // 2), max(1, size[2] // 2)]
+    return size
+
+
 def check_adapters(obj, feats, student_stages, teacher_stages, grid):
     for i, s in enumerate(student_stages):
         for j, t in enumerate(teacher_stages):
@@ -71,10 +79,7 @@ def check_adapters(obj, feats, student_stages, teacher_stages, grid):
             f_t = obj._teacher_on_grid(f_t, tuple(f_s.shape[1:]), tuple(f_t.shape[1:]))
             assert out.shape == f_t.shape, (s, t)
             assert out.shape[1] == feats["t", t].shape[1]  # the teacher's channels
-            if grid == "teacher":
-                assert out.shape == feats["t", t].shape
-            else:  # the coarser grid of the two, per axis
-                assert list(out.shape[2:]) == [min(a, b) for a, b in zip(f_s.shape[2:], feats["t", t].shape[2:])]
+            assert list(out.shape[2:]) == expected_grid(f_s.shape[2:], feats["t", t].shape[2:], grid)
             assert torch.isfinite(F.mse_loss(out, f_t))
 
 
@@ -156,6 +161,14 @@ def test_teacher_is_frozen_unsaved_and_evaluated_before_distillation(tmp_path):
     assert {"train/label", "train/kd", "train/feat/stage4", "W/stage1-stage1", "R/stage4-stage4"} <= set(history.last)
 
 
+def test_moving_the_objective_moves_the_teacher_it_does_not_own():
+    teacher, student = pair()
+    obj = make_objective("kd", teacher, student)
+    obj.to(torch.float64)
+    assert {p.dtype for p in teacher.parameters()} == {torch.float64}
+    assert obj.teacher is teacher and "teacher" not in dict(obj.named_children())
+
+
 def test_resumed_distillation_matches_an_uninterrupted_one(tmp_path):
     train = MovingBar(24)
 
@@ -198,6 +211,14 @@ def test_pairings_give_the_weights_their_rules_promise():
     W[:, -1] = 1.0
     obj = Distillation(teacher, student, feature_loss="fd", pairing=W, clip_shape=TOY)
     assert set(obj.adapters) == {f"{i}_{S - 1}" for i in range(S)}
+    # Pairs under min_pair_weight are skipped: their adapters get no gradient.
+    W = torch.eye(S) * 0.995
+    W[0, 1] = 0.005
+    obj = Distillation(teacher, student, feature_loss="fd", pairing=W, clip_shape=TOY, logit_loss=None)
+    terms, _ = obj(student, batch_of(data, 4))
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in obj.adapters["0_1"].parameters())
+    assert all(p.grad is not None for p in obj.adapters["0_0"].parameters())
 
 
 def test_learned_pairing_is_trained_with_the_student():
@@ -217,16 +238,20 @@ def test_bad_configurations_fail_early_with_the_valid_options():
         Distillation(teacher, student, feature_loss="fd", student_stages=["stage4x"], clip_shape=TOY)
     with pytest.raises(ValueError, match=r"unknown teacher stage.*student stages:.*teacher stages:"):
         Distillation(teacher, student, feature_loss="fd", teacher_stages=["layer9"], clip_shape=TOY)
-    with pytest.raises(ValueError, match=r"shape \(2, 4\).*student stages \['stage1'.*teacher stages \['stage1'.*\(4, 4\)"):
+    wrong_shape = r"shape \(2, 4\).*student stages \['stage1'.*teacher stages \['stage1'.*\(4, 4\)"
+    with pytest.raises(ValueError, match=wrong_shape):
         Distillation(teacher, student, feature_loss="fd", pairing=torch.ones(2, 4), clip_shape=TOY)
     for kwargs, valid in [
         (dict(feature_loss="fdd"), "fd, mse, at"), (dict(feature_loss="fd", pairing="cka"), "identity, cka_softmax"),
         (dict(schedule="staged"), "progressive, joint"), (dict(logit_loss="hinton"), "kd, dkd"),
         (dict(embedding_loss="crd"), "rkd, pkt"), (dict(grid="student"), "coarser, teacher"),
+        (dict(feature_loss="fd", fd_kind="kl"), "channel_softmax, gaussian, mmd"),
+        (dict(schedule="progressive", epochs=4, logits_from="middle"), "last, first"),
     ]:
         with pytest.raises(ValueError, match=valid):
             Distillation(teacher, student, clip_shape=TOY, **kwargs)
-    with pytest.raises(ValueError, match="unknown method 'crd'; valid: scratch, kd, dkd, fitnet, at, sp, rkd, pkt, nst, skd"):
+    valid_methods = "scratch, kd, dkd, fitnet, at, sp, rkd, pkt, nst, skd"
+    with pytest.raises(ValueError, match=f"unknown method 'crd'; valid: {valid_methods}"):
         make_objective("crd", teacher, student)
     with pytest.raises(ValueError, match="needs a teacher"):
         Distillation(None, student)

@@ -49,7 +49,7 @@ def _last(model: nn.Module) -> list[str]:
 #: Options of :class:`Distillation` for substage distillation (SKD). ``feature_weight``: with the
 #: channel-softmax D the four feature terms start near 3x the KD term at weight 1 and then
 #: dominate training; at 0.1 they are a fraction of it. On a 4-class toy set (tests) weight 1
-#: cost ~15 points of student accuracy against 0.1; the benchmark's ablations tune it further.
+#: cost 10-15 points of student accuracy against 0.1; the benchmark's ablations tune it further.
 SKD_DEFAULTS = dict(label_weight=1.0, logit_loss="kd", logit_weight=1.0, kd_temperature=4.0, feature_loss="fd",
                     feature_weight=0.1, pairing="cka_softmax", tau=0.1, schedule="progressive")
 

@@ -26,6 +26,7 @@ the registered submodules, so it is neither saved in the objective's state dict 
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -33,12 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kdlab.correlation import PAIRING_RULES, cka_from_grams, gram, identity_pairing, make_pairing
+from kdlab.correlation import PAIRING_RULES, identity_pairing, make_pairing
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
-from kdlab.losses import CHANNEL_FREE_LOSSES, DEFAULT_FD_KIND, EMBEDDING_LOSSES, FEATURE_LOSSES, StageAdapter
+from kdlab.losses import CHANNEL_FREE_LOSSES, DEFAULT_FD_KIND, EMBEDDING_LOSSES, FD_KINDS, FEATURE_LOSSES, StageAdapter
 from kdlab.losses import dkd_loss, fd_loss, kd_loss
 from kdlab.train import evaluate, label_loss
 
+from .probe import CorrelationProbe, device_of
 from .schedule import Schedule
 from .teacher_cache import TeacherCache, find_cached_views
 
@@ -46,11 +48,6 @@ FEATURE_LOSS_NAMES = ("fd", *FEATURE_LOSSES)
 LOGIT_LOSS_NAMES = ("kd", "dkd")
 GRIDS = ("coarser", "teacher")
 EMBED = "head.embed"
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    p = next(iter(module.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _stages(kind: str, requested, student: nn.Module, teacher: nn.Module | None) -> list[str]:
@@ -75,7 +72,7 @@ def _shapes(model: nn.Module, names: list[str], clip_shape: Sequence[int]) -> di
     try:
         model.eval()
         with SubstageTap(model, names, detach=True) as tap:
-            model(torch.zeros(2, *clip_shape, device=_device_of(model)))
+            model(torch.zeros(2, *clip_shape, device=device_of(model)))
         return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
     finally:
         for m, training in modes.items():
@@ -99,15 +96,19 @@ class Distillation(nn.Module):
         student_stages, teacher_stages: distilled stage names (default: every stage of each).
         pairing: "identity", "cka_softmax", "monotone", "learned", or a fixed matrix W
             (S_student, S_teacher). tau: softmax temperature of "cka_softmax" (and the
-            initial logits R / tau of "learned").
+            initial logits R / tau of "learned"). The correlation-based rules set W at each
+            ``on_epoch_start``; before the first one W is the identity pairing.
         min_pair_weight: pairs with W[i, j] below it are skipped (not for "learned", whose
-            weights need every pair's gradient); 0.01 drops < 1 % contributions and most of
-            the cost of a soft pairing.
+            weights need every pair's gradient); 0.01 drops contributions under 1 %.
         grid: where a pair is compared. "coarser" (default): on the coarser of the two (T, H, W)
             grids, the finer side average-pooled (the teacher's without gradient), so nothing
             is upsampled; "teacher": the student is resampled to the teacher's grid, as the
-            guide first described. Both give the same pairs on equal grids; "coarser" avoids
-            the losses on upsampled maps that made a 16-pair SKD step about twice as slow.
+            guide first described. They agree on equal grids; "coarser" halves the cost of the
+            16 feature pairs of an SKD step (measured on the CPU, 32 x 32 clips).
+        max_positions: a pair's grid is halved in H and W until it has at most this many
+            positions (T*H*W; None: no cap). The feature terms of the first stages are
+            memory-bound work on the largest maps; 128 compares them on 8 x 4 x 4 (at 32 x 32
+            input), keeps every frame, and leaves the deeper stages (<= 4 x 4 x 4) as they are.
         embedding_loss: "rkd", "pkt" or None, on ``head.embed``; embedding_weight.
         schedule: "progressive" or "joint"; phase_epochs, epochs, logits_from as in :class:`Schedule`.
         probe: clips for the correlation R: a Dataset (``probe_size`` videos drawn with
@@ -133,7 +134,7 @@ class Distillation(nn.Module):
         fd_kind: str = DEFAULT_FD_KIND, fd_temperature: float = 1.0,
         student_stages: Sequence[str] | None = None, teacher_stages: Sequence[str] | None = None,
         pairing: str | torch.Tensor = "identity", tau: float = 0.1, min_pair_weight: float = 0.01,
-        grid: str = "coarser",
+        grid: str = "coarser", max_positions: int | None = 128,
         embedding_loss: str | None = None, embedding_weight: float = 1.0,
         schedule: str = "joint", phase_epochs: int | Sequence[int] | None = None, epochs: int | None = None,
         logits_from: str = "last",
@@ -149,9 +150,11 @@ class Distillation(nn.Module):
         if isinstance(feature_loss, str) and feature_loss not in FEATURE_LOSS_NAMES:
             raise ValueError(f"unknown feature_loss {feature_loss!r}; valid: {', '.join(FEATURE_LOSS_NAMES)}, "
                              "a callable (f_s, f_t) -> scalar, or None")
+        if feature_loss == "fd" and fd_kind not in FD_KINDS:
+            raise ValueError(f"unknown fd_kind {fd_kind!r}; valid: {', '.join(FD_KINDS)}")
         if grid not in GRIDS:
             raise ValueError(f"unknown grid {grid!r}; valid: {', '.join(GRIDS)}")
-        self.grid = grid
+        self.grid, self.max_positions = grid, max_positions
         if isinstance(pairing, str) and pairing not in PAIRING_RULES:
             raise ValueError(f"unknown pairing {pairing!r}; valid: {', '.join(PAIRING_RULES)} or a matrix W")
         uses_teacher = logit_loss or feature_loss is not None or embedding_loss
@@ -216,8 +219,7 @@ class Distillation(nn.Module):
         self.correlation_history: list[torch.Tensor] = []
         self.pairing_history: list[torch.Tensor] = []
         self.history_epochs: list[int] = []
-        self._probe_clips: torch.Tensor | None = None
-        self._teacher_grams: list[torch.Tensor] | None = None
+        self._probe: CorrelationProbe | None = None
         self._learned_started = False
 
     # -- the teacher, kept outside the module tree --------------------------------------------
@@ -245,9 +247,11 @@ class Distillation(nn.Module):
 
     def _pair_grid(self, s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The (T, H, W) grid on which a pair is compared."""
-        if self.grid == "teacher":
-            return t_shape[1:]
-        return tuple(min(a, b) for a, b in zip(s_shape[1:], t_shape[1:]))
+        grid = list(t_shape[1:] if self.grid == "teacher" else (min(a, b) for a, b in zip(s_shape[1:], t_shape[1:])))
+        # Halve the spatial axes (never below 1) until the grid holds at most max_positions.
+        while self.max_positions and math.prod(grid) > self.max_positions and max(grid[-2:]) > 1:
+            grid[-2:] = [max(1, g // 2) for g in grid[-2:]]
+        return tuple(grid)
 
     def _adapter(self, s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> nn.Module:
         name = self.feature_loss_name
@@ -261,7 +265,7 @@ class Distillation(nn.Module):
         return StageAdapter(s_shape, (t_shape[0], *grid), project=True)
 
     def _teacher_on_grid(self, f_t: torch.Tensor, s_shape, t_shape) -> torch.Tensor:
-        """Teacher features pooled onto the pair's grid (a no-op on the "teacher" grid)."""
+        """Teacher features average-pooled onto the pair's grid (a no-op when it is their own)."""
         if self.feature_loss_name == "sp":
             return f_t
         grid = self._pair_grid(s_shape, t_shape)
@@ -292,61 +296,19 @@ class Distillation(nn.Module):
         """W (S_student, S_teacher) in use now (differentiable for the learned pairing)."""
         return self.learned.weights() if self.learned is not None else self.W
 
-    @torch.no_grad()
-    def _pooled(self, model: nn.Module, names: list[str], clips: torch.Tensor, chunk: int = 32) -> list[torch.Tensor]:
-        """Mean-pooled features (N, C) of the named modules, eval mode, modes restored."""
-        modes = {m: m.training for m in model.modules()}
-        device, out = _device_of(model), {n: [] for n in names}
-        try:
-            model.eval()
-            with SubstageTap(model, names, detach=True) as tap:
-                for part in clips.split(chunk):
-                    model(part.to(device))
-                    for n in names:
-                        f = tap[n].float()
-                        out[n].append((f.flatten(2).mean(2) if f.dim() > 2 else f).cpu())
-        finally:
-            for m, training in modes.items():
-                m.train(training)
-        return [torch.cat(out[n]) for n in names]
-
-    def _draw_probe(self, source) -> torch.Tensor:
-        """``probe_size`` clips, the same on every call (fixed seeds, the global RNG untouched)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.probe_seed)
-            if isinstance(source, DataLoader):
-                clips, count = [], 0
-                for batch in source:
-                    clips.append(batch[0] if isinstance(batch, (list, tuple)) else batch)
-                    count += len(clips[-1])
-                    if count >= self.probe_size:
-                        break
-                return torch.cat(clips)[: self.probe_size].cpu()
-            g = torch.Generator().manual_seed(self.probe_seed)
-            picks = torch.randperm(len(source), generator=g)[: self.probe_size].tolist()
-            return torch.stack([torch.as_tensor(source[i][0]) for i in picks])
-
     def correlation(self, model: nn.Module, data=None) -> torch.Tensor:
-        """R (S_student, S_teacher), float64: linear CKA of mean-pooled stage features on the probe.
-
-        The probe comes from ``self.probe`` (else ``data``: a Dataset or DataLoader) and is drawn
-        once; so are the teacher's Gram matrices. Only the student is run again.
-        """
-        if self._probe_clips is None:
+        """R (S_student, S_teacher), float64: linear CKA of mean-pooled stage features on the probe
+        clips (:class:`~kdlab.distill.probe.CorrelationProbe`), drawn on the first call from
+        ``probe`` (else from ``data``, a Dataset or the training DataLoader's dataset)."""
+        if self._probe is None:
             source = self.probe if self.probe is not None else data
             if isinstance(source, DataLoader) and self.probe is None:
                 source = source.dataset  # draw videos with our own seed, not the loader's order
             if source is None:
                 raise ValueError(f"pairing={self.pairing_rule!r} needs probe clips: pass probe= (a Dataset or "
                                  "DataLoader) or call on_epoch_start with the training loader")
-            self._probe_clips = self._draw_probe(source)
-            if len(self._probe_clips) < 2:
-                raise ValueError(f"the probe has {len(self._probe_clips)} clip(s); CKA needs at least 2")
-            feats = self._pooled(self.teacher, self.teacher_stages, self._probe_clips)
-            self._teacher_grams = [gram(f, "mean") for f in feats]
-        student = self._pooled(model, self.student_stages, self._probe_clips)
-        return torch.stack([torch.stack([cka_from_grams(gram(f, "mean"), L) for L in self._teacher_grams])
-                            for f in student])
+            self._probe = CorrelationProbe(self.teacher, self.teacher_stages, source, self.probe_size, self.probe_seed)
+        return self._probe.correlation(model, self.student_stages)
 
     def update_pairing(self, model: nn.Module, data=None) -> torch.Tensor:
         """Recompute R on the probe and, for "cka_softmax" / "monotone", W from it. Returns W."""
@@ -359,7 +321,7 @@ class Distillation(nn.Module):
     # -- hooks called by fit -------------------------------------------------------------------
     def evaluate_teacher(self, val_data) -> dict:
         """Top-1 etc. of the teacher on ``val_data`` (:func:`kdlab.train.evaluate`); recorded."""
-        metrics = evaluate(self.teacher, val_data, device=_device_of(self.teacher))
+        metrics = evaluate(self.teacher, val_data, device=device_of(self.teacher))
         self.teacher_metrics = {"top1": metrics["top1"], "loss": metrics["loss"], "n": metrics["n"]}
         return metrics
 
@@ -394,7 +356,8 @@ class Distillation(nn.Module):
                              "settings, augmentation, clip sampling or views): open a TeacherCache for this data")
 
     def epoch_record(self) -> dict[str, float]:
-        """Floats merged into fit's history: the phase, the teacher's val top-1, R and W."""
+        """Floats merged into fit's history: ``phase``, ``teacher/val_top1``, and R and W as
+        ``R/<student stage>-<teacher stage>`` and ``W/<student stage>-<teacher stage>``."""
         record = {"phase": float(self.phase.index)}
         if self.teacher_metrics is not None:
             record["teacher/val_top1"] = float(self.teacher_metrics["top1"])
@@ -419,7 +382,7 @@ class Distillation(nn.Module):
             return self.teacher_cache.lookup(batch[2], batch[3], device=clips.device, stages=taps)
         teacher = self.teacher
         teacher.eval()  # every call: fit's model.train() or a user may have flipped it
-        device = _device_of(teacher)
+        device = device_of(teacher)
         if not taps:
             return teacher(clips.to(device)).to(clips.device), {}
         with SubstageTap(teacher, taps, detach=True) as tap:
@@ -459,16 +422,24 @@ class Distillation(nn.Module):
                                                             self.kd_temperature)
         if stages:
             W = self.pairing_weights()
-            learned = self.learned is not None
+            # One host copy of the mask (not one device sync per pair); "learned" needs every pair.
+            keep = torch.ones(W.shape, dtype=torch.bool)
+            if self.learned is None:
+                keep = (W.detach() >= self.min_pair_weight).cpu()
+            on_grid = {}  # teacher stage and grid -> pooled teacher features, shared by the pairs
             for i, s in enumerate(self.student_stages):
                 if s not in phase.stages:
                     continue
                 total = logits.new_zeros(())
                 for j, t in enumerate(self.teacher_stages):
                     key = f"{i}_{j}"
-                    if key not in self.adapters or (not learned and W[i, j] < self.min_pair_weight):
+                    if key not in self.adapters or not keep[i, j]:
                         continue
-                    f_t = self._teacher_on_grid(t_feats[t], self.student_shapes[s], self.teacher_shapes[t])
+                    grid = self._pair_grid(self.student_shapes[s], self.teacher_shapes[t])
+                    if (t, grid) not in on_grid:
+                        on_grid[t, grid] = self._teacher_on_grid(t_feats[t], self.student_shapes[s],
+                                                                 self.teacher_shapes[t])
+                    f_t = on_grid[t, grid]
                     total = total + W[i, j] * self._loss_fn(self.adapters[key](s_feats[s]), f_t)
                 terms[f"feat/{s}"] = self.feature_weight * total
         if use_embed:

@@ -251,7 +251,8 @@ class TeacherCache:
             for a in arrays.values():
                 a.flush()
             arrays.clear()
-            shapes = {name: list(np.load(tmp / f"{name}.npy", mmap_mode="r").shape) for name in ["logits", *self.stages]}
+            shapes = {name: list(np.load(tmp / f"{name}.npy", mmap_mode="r").shape)
+                      for name in ["logits", *self.stages]}
             (tmp / META).write_text(json.dumps({**description, "data": self.data_key, "shapes": shapes,
                                                 "indices": self.indices}, indent=1))
             try:

@@ -127,7 +127,8 @@ def plot_corrections(pl: PseudoLabels, true_labels, class_names: Sequence[str] |
         "wrong label\nkept": missed,
     }
     names = _names(class_names, pl.num_classes)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(5.0 + 0.6 * pl.num_classes, 3.6),
+    height = max(3.6, 1.8 + 0.4 * pl.num_classes)  # room for a square matrix and its class names
+    fig, (left, right) = plt.subplots(1, 2, figsize=(5.0 + 0.6 * pl.num_classes, height),
                                       gridspec_kw={"width_ratios": [1.2, 1]})
     colors = ["tab:green", "tab:red", "tab:olive", "tab:orange", "tab:grey"]
     left.bar(range(len(bars)), list(bars.values()), color=colors)
