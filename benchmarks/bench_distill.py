@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -152,7 +153,7 @@ def main(argv=None) -> dict:
     result = {
         **epochs, **steps, "teacher": args.teacher, "student": args.student, "batch": args.batch,
         "input": [3, args.frames, args.size, args.size], "steps_per_variant": args.steps,
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0],
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
     }
     out = Path(args.out or project_root() / "results" / "bench_distill.json")
