@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-NB_TIMEOUT ?= 900
+NB_TIMEOUT ?= 1800
 
 .PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap clean
 
