@@ -26,7 +26,7 @@ notebooks: $(STAMP)
 ## The tests: pytest on tests/ and nbval on every numbered notebook, in quick mode.
 test: $(STAMP)
 	KDLAB_QUICK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
-	KDLAB_QUICK=1 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
+	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
 
 test-fast: $(STAMP)
 	KDLAB_QUICK=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)

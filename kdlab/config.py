@@ -47,3 +47,13 @@ def data_dir() -> Path:
 def runs_dir() -> Path:
     """Where trained models and run folders are kept: ``$KDLAB_RUNS`` or ``<project>/runs``."""
     return Path(os.environ.get("KDLAB_RUNS") or project_root() / "runs")
+
+
+def progress_allowed() -> bool:
+    """False when ``KDLAB_PROGRESS`` is 0/false/no/off: every kdlab progress bar stays silent.
+
+    ``make test`` sets it for nbval, which reads a kernel's messages only after a cell finishes:
+    a long cell's widget-bar updates overflow the kernel's message queue meanwhile, the cell's
+    final "idle" message is dropped, and nbval reports "Timeout ... waiting for output".
+    """
+    return os.environ.get("KDLAB_PROGRESS", "").strip().lower() not in {"0", "false", "no", "off"}

@@ -21,6 +21,7 @@ the objective writes into the history back into (S_student, S_teacher) matrices 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,7 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
     run_config = {
         "method": method, "model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
         "views": views, "data": splits.cfg.key(), "train_size": len(train_set),
+        "videos": hashlib.sha1(json.dumps([splits.labelled, splits.unlabelled, splits.val]).encode()).hexdigest(),
         "teacher": None if teacher is None else weights_digest(teacher),
         "options": key_of(options, "options"), **(key or {}),
     }
@@ -130,8 +132,8 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         cache = None
         if teacher is not None and views is not None:
             cache = teacher_cache(teacher, splits, views, progress=progress)
-        objective = make_objective(method, teacher, student, epochs=epochs, val_data=splits.val_set(),
-                                   teacher_cache=cache, clip_shape=clip_shape, **options)
+        settings = {"epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape}
+        objective = make_objective(method, teacher, student, **{**settings, **options})
         tic = time.perf_counter()
         history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=lr,
                       batch_size=batch_size, seed=seed, out_dir=fit_dir, run_config=run_config, progress=progress)
@@ -154,7 +156,8 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
     return load_or_train(f"distill-{method}", run_config, train, retrain=retrain, verbose=progress)
 
 
-def matrices_from_history(records: list[dict], name: str = "W") -> tuple[list[int], list[torch.Tensor], list[str], list[str]]:
+def matrices_from_history(records: list[dict], name: str = "W"
+                          ) -> tuple[list[int], list[torch.Tensor], list[str], list[str]]:
     """``(epochs, matrices, student_stages, teacher_stages)`` from history records holding
     ``<name>/<student stage>-<teacher stage>`` entries (``name`` "W" or "R"), one matrix per
     epoch that has them, in the order the stages first appear."""

@@ -36,7 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from kdlab.hooks import unwrap
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint

@@ -1,5 +1,7 @@
 """kdlab.recipes: distilled students through the run cache, run keys, R/W matrices from a history."""
 
+import copy
+
 import pytest
 import torch
 
@@ -14,7 +16,7 @@ from kdlab.recipes import distill_student, key_of, matrices_from_history, weak_t
 def splits(tmp_path_factory):
     root = generate_dataset(tmp_path_factory.mktemp("recipes") / "sim", classes=["MoveLeft", "MoveRight", "Grow"],
                             train_per_class=12, test_per_class=2, frames=8, size=32, progress=False)
-    return Splits(DataConfig(root=str(root), budget=20, cache=False), progress=False)
+    return Splits(DataConfig(root=str(root), budget=20), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +62,19 @@ def test_the_run_key_follows_method_options_seed_and_teacher(splits, teacher, co
     assert len(counted_fit) == 1
     distill_student("scratch", splits, None, epochs=1, seed=1, progress=False)
     assert len(counted_fit) == 2
-    distill_student("skd", splits, teacher, epochs=1, schedule="joint", progress=False)
-    distill_student("skd", splits, teacher, epochs=1, schedule="joint", fd_kind="gaussian", progress=False)
+    distill_student("skd", splits, teacher, epochs=1, schedule="joint", probe_size=8, progress=False)
+    distill_student("skd", splits, teacher, epochs=1, schedule="joint", fd_kind="gaussian", probe_size=8,
+                    progress=False)
     assert len(counted_fit) == 4
     torch.manual_seed(5)
     other = build_model("teacher", splits.num_classes, widths=(8, 8, 16, 16), stem_width=8)
-    distill_student("skd", splits, other, epochs=1, schedule="joint", progress=False)
+    distill_student("skd", splits, other, epochs=1, schedule="joint", probe_size=8, progress=False)
     assert len(counted_fit) == 5
+    swapped = copy.copy(splits)  # one unlabelled video swapped with a validation video: same sizes, other videos
+    swapped.unlabelled = splits.unlabelled[:-1] + splits.val[:1]
+    swapped.val = splits.val[1:] + splits.unlabelled[-1:]
+    distill_student("scratch", swapped, None, epochs=1, progress=False)
+    assert len(counted_fit) == 6
 
 
 def test_every_method_sees_the_same_data_and_scratch_uses_no_teacher(splits, teacher, counted_fit):
@@ -83,7 +91,8 @@ def test_every_method_sees_the_same_data_and_scratch_uses_no_teacher(splits, tea
 
 
 def test_skd_history_gives_back_the_pairing_and_correlation_matrices(splits, teacher, counted_fit):
-    _, info = distill_student("skd", splits, teacher, epochs=2, schedule="joint", views=2, progress=False)
+    _, info = distill_student("skd", splits, teacher, epochs=2, schedule="joint", views=2, probe_size=8,
+                               progress=False)
     epochs, W, s_names, t_names = matrices_from_history(info["history"], "W")
     _, R, _, _ = matrices_from_history(info["history"], "R")
     assert epochs == [0, 1] and s_names == t_names == ["stage1", "stage2", "stage3", "stage4"]

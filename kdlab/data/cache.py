@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from .decode import read_frames
 from .errors import VideoError

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from .decode import VIDEO_EXTENSIONS, probe
 from .errors import ErrorLog, VideoError

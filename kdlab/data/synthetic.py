@@ -26,7 +26,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from .. import config
 from .render import MOTIONS, STYLES, render_video

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
 

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from kdlab.progress import tqdm
 
 from kdlab.data import hflip
 from kdlab.hooks import SubstageTap
