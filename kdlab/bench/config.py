@@ -1,0 +1,199 @@
+"""What the benchmark runs: :class:`BenchConfig`, its default and quick variants, TOML loading.
+
+The default variant (``make bench``, ``kdlab bench``) is the issue's protocol: 10 % labels, seeds
+0, 1, 2, every method, the label-budget sweep and the SKD ablations, all with the same student,
+epochs, views, optimiser, augmentation and teacher. The quick variant (``--quick``, or
+``KDLAB_QUICK=1``) keeps the schema with a few methods, two seeds and short training, and writes
+``results/benchmark-quick.json``: it never overwrites the full results.
+
+**Teacher protocol.** ``"pretrained"`` by default on the simulated data: the teacher is
+pre-trained on the separate simulated *source* corpus and fine-tuned on the labelled budget, so
+it has never seen a label of the unlabelled videos it teaches on (the ``"all"`` teacher has,
+which flatters every method that learns from its outputs). On a real dataset (``data=PATH``) the
+default is ``"all"``, since the simulated source corpus is no pre-training for real video; set
+``teacher = "pretrained"`` or ``"labelled"`` to choose. Within one budget every method distils
+from the same teacher; each budget of the sweep has its own (fine-tuned on that budget).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdlab import config as kdlab_config
+from kdlab.experiment import PROTOCOLS
+
+#: Every method of the main table, in the order of the report. ``teacher`` is reported apart.
+METHODS = ("scratch", "scratch_pseudo", "kd", "dkd", "fitnet", "at", "sp", "rkd", "pkt", "nst", "takd", "dgkd", "skd")
+
+#: Ablations of SKD: name -> (the run it differs from, what is switched off). ``no_cascade`` is
+#: the full method without its cascade; the others each switch one more part off that direct
+#: variant, so every comparison changes one thing (and none pays for a cascade).
+ABLATIONS = {
+    "no_cascade": ("skd", "cascade off: the student distils from the teacher directly"),
+    "identity_pairing": ("no_cascade", "correlation pairing -> identity (stage i with stage i)"),
+    "joint_schedule": ("no_cascade", "progressive schedule -> joint (every term on from the start)"),
+    "mse_features": ("no_cascade", "feature-distribution loss -> plain MSE on the adapted features"),
+    "raw_pseudo_labels": ("no_cascade", "pseudo-label refinement off: the raw teacher argmax of one clip"),
+    "no_teacher_cache": ("no_cascade", "teacher cache off: the teacher runs on every batch (same views)"),
+}
+
+SWEEP_BUDGETS = (1.0, 5.0, 10.0, 20.0, 50.0)
+
+#: SKD as the benchmark runs it (options of :class:`kdlab.distill.Distillation`): the library's
+#: SKD_DEFAULTS with the KD preset's label/logit balance (0.1 / 0.9, notebook 05), so that SKD
+#: differs from KD by its substage terms, its schedule and the refined pseudo-labels.
+SKD_OPTIONS = {"label_weight": 0.1, "logit_weight": 0.9}
+
+
+class BenchConfigError(ValueError):
+    """A benchmark configuration names an unknown method, ablation or setting."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of one benchmark run (see the module docstring for the variants).
+
+    data: dataset folder (UCF101/HMDB51 layout or generated); None: the generated default.
+    budget: percent of training videos labelled in the main table and the ablations.
+    seeds: one run per seed for every method and ablation; sweep_seeds for the sweep (None: seeds).
+    epochs, views, batch_size, lr: the one training recipe of every student (views: fixed
+        augmented views per video, whose teacher outputs are cached).
+    teacher: protocol of :func:`kdlab.experiment.get_teacher` (None: "pretrained" on the
+        simulated default, "all" on a given dataset); teacher_epochs (None: the default).
+    methods, ablations: names from :data:`METHODS` and :data:`ABLATIONS`.
+    sweep_budgets, sweep_methods: the label-budget sweep (methods from :data:`METHODS`).
+    teacher_model, student_model: names of :data:`kdlab.models.SPECS` (the cascade's ladder
+        interpolates between them).
+    skd: options of the SKD objective. "skd" runs through the cascade teacher -> assistant(s) ->
+        student with ``cascade_steps`` assistants (0: directly), on refined pseudo-labels that are
+        re-refined after every rung (:func:`kdlab.cascade.cascade`).
+    pseudo: refinement settings (:func:`kdlab.pseudo.refine` keys) for skd and scratch_pseudo.
+    frames, size: clip shape. variant: "default" or "quick" (reported). out: the JSON path
+        (None: ``results/benchmark.json``, ``results/benchmark-quick.json`` for the quick variant).
+    """
+
+    data: str | None = None
+    budget: float = 10.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8
+    views: int = 2
+    batch_size: int = 16
+    lr: float = 2e-3
+    teacher: str | None = None
+    teacher_epochs: int | None = None
+    methods: tuple[str, ...] = METHODS
+    ablations: tuple[str, ...] = tuple(ABLATIONS)
+    sweep_budgets: tuple[float, ...] = SWEEP_BUDGETS
+    sweep_methods: tuple[str, ...] = ("scratch", "kd", "skd")
+    sweep_seeds: tuple[int, ...] | None = (0,)
+    skd: dict = field(default_factory=lambda: dict(SKD_OPTIONS))
+    cascade_steps: int = 1
+    teacher_model: str = "teacher"
+    student_model: str = "student"
+    pseudo: dict = field(default_factory=dict)
+    frames: int = 8
+    size: int = 32
+    variant: str = "default"
+    out: str | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def protocol(self) -> str:
+        return self.teacher or ("all" if self.data else "pretrained")
+
+    @property
+    def seeds_for_sweep(self) -> tuple[int, ...]:
+        return tuple(self.sweep_seeds) if self.sweep_seeds is not None else tuple(self.seeds)
+
+    def out_path(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        name = "benchmark-quick.json" if self.variant == "quick" else "benchmark.json"
+        return kdlab_config.project_root() / "results" / name
+
+    def replace(self, **changes) -> "BenchConfig":
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["data"] = Path(self.data).name if self.data else None  # never a path of this machine
+        d.pop("out")
+        d["teacher"] = self.protocol
+        return d
+
+    # -- checks -------------------------------------------------------------------------------
+    def validate(self) -> None:
+        def unknown(kind: str, names, valid) -> None:
+            bad = [n for n in names if n not in valid]
+            if bad:
+                raise BenchConfigError(f"unknown {kind} {', '.join(map(repr, bad))}; valid: {', '.join(valid)}")
+
+        unknown("method", self.methods, METHODS)
+        unknown("sweep method", self.sweep_methods, METHODS)
+        unknown("ablation", self.ablations, tuple(ABLATIONS))
+        if self.teacher is not None and self.teacher not in PROTOCOLS:
+            raise BenchConfigError(f"unknown teacher protocol {self.teacher!r}; valid: {', '.join(PROTOCOLS)}")
+        if not self.seeds:
+            raise BenchConfigError("seeds must name at least one seed")
+        if self.epochs < 1 or self.views < 1:
+            raise BenchConfigError(f"epochs and views must be >= 1, got epochs={self.epochs}, views={self.views}")
+        if not all(0 < float(b) <= 100 for b in (self.budget, *self.sweep_budgets)):
+            raise BenchConfigError(f"budgets are percentages in (0, 100], got {self.budget} and {self.sweep_budgets}")
+        if "no_cascade" in self.ablations and self.cascade_steps < 1:
+            raise BenchConfigError("ablation 'no_cascade' needs cascade_steps >= 1 (otherwise skd has no cascade)")
+        if self.variant not in ("default", "quick"):
+            raise BenchConfigError(f"variant must be 'default' or 'quick', got {self.variant!r}")
+
+
+def default_config(**changes) -> BenchConfig:
+    """The full benchmark (``make bench``)."""
+    return BenchConfig(**changes)
+
+
+def quick_config(**changes) -> BenchConfig:
+    """The quick variant: the same schema, a few methods, two seeds, short training (CI, notebook 07)."""
+    settings = dict(
+        variant="quick", seeds=(0, 1), epochs=4, teacher_epochs=None,
+        methods=("scratch", "scratch_pseudo", "kd", "fitnet", "skd"),
+        ablations=("no_cascade", "joint_schedule", "raw_pseudo_labels"),
+        sweep_budgets=(5.0, 10.0, 20.0), sweep_methods=("scratch", "kd"), sweep_seeds=(0,),
+    )
+    return BenchConfig(**{**settings, **changes})
+
+
+_TUPLES = {"seeds", "methods", "ablations", "sweep_budgets", "sweep_methods", "sweep_seeds"}
+
+
+def load_config(path: str | Path | None = None, *, quick: bool | None = None, **overrides) -> BenchConfig:
+    """The variant (``quick``; None: ``KDLAB_QUICK``) updated with a TOML file's keys (top level or
+    a ``[bench]`` table; keys are :class:`BenchConfig` fields) and then with ``overrides``.
+
+    Unknown keys, methods or ablations raise :class:`BenchConfigError`.
+    """
+    quick = kdlab_config.quick() if quick is None else quick
+    settings: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise BenchConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BenchConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        settings = raw.get("bench", raw)
+    settings = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
+    fields = {f.name for f in dataclasses.fields(BenchConfig)}
+    bad = sorted(set(settings) - fields)
+    if bad:
+        raise BenchConfigError(f"unknown benchmark setting(s) {', '.join(bad)}; valid: {', '.join(sorted(fields))}")
+    for key in _TUPLES & set(settings):
+        value = settings[key]
+        if value is not None:
+            settings[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return (quick_config if quick else default_config)(**settings)
