@@ -1,0 +1,332 @@
+"""Whole runs into one output folder, with a report: one distilled student, or the full SKD method.
+
+- :func:`run_distill` (``kdlab distill``): a teacher by protocol, then one student distilled
+  with one method (any baseline or SKD), trained in ``<out>/fit``.
+- :func:`run_skd` (``kdlab skd`` and ``kdlab cascade``): the whole method of GUIDE §1. Teacher
+  by protocol -> weak labels -> pseudo-labels -> a progressive cascade over a capacity ladder
+  (:func:`kdlab.cascade.cascade`, in ``<out>/cascade``) -> the student.
+
+Both write ``config.json`` first (a rerun with another configuration is refused with
+:class:`~kdlab.train.ResumeMismatchError`), resume when run again on the same folder, and end
+with ``report.json`` and ``report.md`` (:func:`render_markdown`). Teachers come from the run
+cache (:func:`kdlab.experiment.get_teacher`), so every run of one data configuration shares them.
+Under torchrun every rank trains; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from kdlab.cascade import MODES, capacity_ladder, cascade, ladder_markdown
+from kdlab.distill import CachedViews, Distillation, TeacherCache, make_objective
+from kdlab.distill.methods import METHODS
+from kdlab.experiment import PROTOCOLS, DataConfig, Splits, default_epochs, get_teacher
+from kdlab.io import atomic_write_text
+from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
+from kdlab.pseudo import NOISE_MODES, WeakLabels
+from kdlab.recipes import weak_training_set
+from kdlab.train import ResumeMismatchError, distributed, evaluate, fit
+
+__all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
+           "REPORT_JSON", "REPORT_MD"]
+
+REPORT_JSON, REPORT_MD, CONFIG_JSON = "report.json", "report.md", "config.json"
+NOTE = ("SKD is kdlab's reading of the abstract of Wang & Tang (T-CSVT 2024), not a reproduction; "
+        "no numbers of the paper are quoted.")
+
+
+class ConfigError(ValueError):
+    """A bad configuration (unknown key or value, missing data): raised before any training."""
+
+
+@dataclass
+class _Common:
+    """Settings every run has. ``views=0`` means fresh random clips every epoch (no teacher cache)."""
+
+    out: str = ""
+    data: str | None = None
+    budget: float = 10.0
+    budget_seed: int = 0
+    frames: int = 8
+    size: int = 32
+    teacher: str = "all"
+    teacher_epochs: int | None = None
+    epochs: int | None = None
+    seed: int = 0
+    views: int = 2
+    lr: float = 2e-3
+    batch_size: int = 16
+    options: dict = field(default_factory=dict)
+
+    def data_config(self) -> DataConfig:
+        return DataConfig(root=self.data, frames=self.frames, size=self.size, budget=self.budget,
+                          budget_seed=self.budget_seed)
+
+
+@dataclass
+class DistillConfig(_Common):
+    """``kdlab distill``: ``model`` distilled from the ``teacher`` protocol's teacher with ``method``
+    (a key of :data:`kdlab.distill.METHODS`; ``options`` override its preset)."""
+
+    method: str = "kd"
+    model: str = "student"
+
+
+@dataclass
+class SKDConfig(_Common):
+    """``kdlab skd`` / ``kdlab cascade``: a cascade over ``steps`` assistants between the
+    ``teacher_model`` and ``student_model`` specs, in ``mode`` "chain" or "dense", each rung
+    distilled with ``method``; pseudo-labels (``pseudo``) re-refined after each rung
+    (``refine_pseudo``); ``noise_rate`` of the budget's labels made wrong (``noise_mode``)."""
+
+    method: str = "skd"
+    mode: str = "chain"
+    steps: int = 1
+    teacher_model: str = "teacher"
+    student_model: str = "student"
+    pseudo: bool = True
+    refine_pseudo: bool = True
+    noise_rate: float = 0.0
+    noise_mode: str = "mirror"
+    clips: int = 2
+
+
+def method_options_preset(method: str) -> dict:
+    """The preset options of ``method`` that do not depend on the models (e.g. its schedule)."""
+    preset = METHODS.get(method, {})
+    return dict(preset) if isinstance(preset, dict) else {}
+
+
+def _fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def make_config(cls, values: dict):
+    """``cls(**values)`` after checking every key and value; a :class:`ConfigError` says what is wrong."""
+    unknown = sorted(set(values) - set(_fields(cls)))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(_fields(cls)))}")
+    cfg = cls(**values)
+    if not cfg.out:
+        raise ConfigError("an output folder is needed: out = DIR (--out DIR)")
+    if cfg.method not in METHODS:
+        raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+    if cfg.teacher not in PROTOCOLS:
+        raise ConfigError(f"unknown teacher protocol {cfg.teacher!r}; valid: {', '.join(PROTOCOLS)}")
+    if cfg.views < 0 or cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1) or cfg.lr <= 0:
+        raise ConfigError("views must be >= 0, batch_size and epochs >= 1, lr > 0")
+    if not isinstance(cfg.options, dict):
+        raise ConfigError(f"options must be a table of objective settings, got {cfg.options!r}")
+    valid = set(inspect.signature(Distillation.__init__).parameters) - {"self", "teacher", "student"}
+    settable = valid - {"epochs", "val_data", "teacher_cache", "clip_shape", "probe", "soft_targets", "sample_weights"}
+    bad = sorted(set(cfg.options) - settable)
+    if bad:
+        raise ConfigError(f"unknown option(s) {', '.join(bad)}; valid: {', '.join(sorted(settable))}")
+    student = cfg.student_model if isinstance(cfg, SKDConfig) else cfg.model
+    stages = len(SPECS[student].widths) if student in SPECS else 0
+    schedule = {**method_options_preset(cfg.method), **cfg.options}.get("schedule", "joint")
+    epochs = cfg.epochs or default_epochs("student")
+    if schedule == "progressive" and epochs < stages:
+        raise ConfigError(f"epochs={epochs} is fewer than the {stages} phases of the progressive schedule of "
+                          f"method {cfg.method!r}: train longer or pass --option schedule='\"joint\"'")
+    if isinstance(cfg, SKDConfig):
+        if cfg.method == "scratch":
+            raise ConfigError("a cascade distils: method 'scratch' learns from no teacher")
+        if cfg.mode not in MODES:
+            raise ConfigError(f"unknown cascade mode {cfg.mode!r}; valid: {', '.join(MODES)}")
+        for key in ("teacher_model", "student_model"):
+            if getattr(cfg, key) not in SPECS:
+                raise ConfigError(f"unknown {key} {getattr(cfg, key)!r}; valid: {', '.join(SPECS)}")
+        if cfg.noise_mode not in NOISE_MODES:
+            raise ConfigError(f"unknown noise_mode {cfg.noise_mode!r}; valid: {', '.join(NOISE_MODES)}")
+        if cfg.steps < 0 or cfg.clips < 1 or not 0 <= cfg.noise_rate <= 1:
+            raise ConfigError("steps must be >= 0, clips >= 1 and noise_rate in [0, 1]")
+    elif cfg.model not in SPECS:
+        raise ConfigError(f"unknown model {cfg.model!r}; valid: {', '.join(SPECS)}")
+    if cfg.data is not None and not Path(cfg.data).is_dir():
+        raise ConfigError(f"dataset folder {cfg.data} does not exist (make one with: kdlab data --root {cfg.data})")
+    return cfg
+
+
+def _begin(cfg, kind: str, rank: int) -> Path:
+    """Check (or write) ``<out>/config.json``: a folder holds one configuration."""
+    out = Path(cfg.out)
+    asked = json.loads(json.dumps({"kind": kind, **dataclasses.asdict(cfg)}))
+    asked.pop("out")
+    stored = out / CONFIG_JSON
+    if stored.is_file():
+        old = json.loads(stored.read_text())
+        if old != asked:
+            diff = sorted(k for k in set(old) | set(asked) if old.get(k) != asked.get(k))
+            raise ResumeMismatchError(
+                f"{out} holds a run with another configuration ("
+                + "; ".join(f"{k}: stored {old.get(k)!r}, asked {asked.get(k)!r}" for k in diff)
+                + "); use another --out or delete the folder")
+    elif rank == 0:
+        atomic_write_text(stored, json.dumps(asked, indent=1, sort_keys=True))
+    return out
+
+
+def _finish(out: Path, report: dict, rank: int) -> dict:
+    if rank == 0:
+        atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=1, default=str))
+        atomic_write_text(out / REPORT_MD, render_markdown(report))
+    return report
+
+
+def _teacher(cfg, splits: Splits, progress: bool, model: str = "teacher"):
+    teacher, info = get_teacher(cfg.teacher, splits, model=model, seed=cfg.seed, epochs=cfg.teacher_epochs,
+                                progress=progress)
+    keep = ("protocol", "model", "epochs", "test_top1", "best_epoch_test_top1", "params", "flops")
+    return teacher.eval(), {k: info.get(k) for k in keep}
+
+
+# ----------------------------------------------------------------------------- kdlab distill
+
+def run_distill(config: dict | DistillConfig, progress: bool = True) -> dict:
+    """One distilled student in ``<out>/fit`` (resumes); returns the report (also written)."""
+    cfg = config if isinstance(config, DistillConfig) else make_config(DistillConfig, config)
+    rank, _ = distributed()
+    show = progress and rank == 0
+    out = _begin(cfg, "distill", rank)
+    splits = Splits(cfg.data_config(), progress=show)
+    teacher, teacher_info = (None, None) if cfg.method == "scratch" else _teacher(cfg, splits, show)
+    views = cfg.views or None
+    epochs = cfg.epochs or default_epochs("student")
+    train_set = weak_training_set(splits, views)
+    clip_shape = (3, cfg.frames, cfg.size, cfg.size)
+    cache = None
+    if teacher is not None and views is not None:
+        cache = TeacherCache(teacher, CachedViews(splits.train, views=views, seed=0), out / "teacher-cache",
+                             indices=splits.labelled + splits.unlabelled, progress=show)
+    torch.manual_seed(cfg.seed)
+    student = build_model(cfg.model, splits.num_classes)
+    objective = make_objective(cfg.method, teacher, student, **{
+        "epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape,
+        **cfg.options})
+    tic = time.perf_counter()
+    history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=cfg.lr,
+                  batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out / "fit", progress=show,
+                  run_config={"kind": "distill", **json.loads(json.dumps(dataclasses.asdict(cfg))), "out": None})
+    seconds = time.perf_counter() - tic
+    if rank != 0:
+        return {}
+    best = build_model(cfg.model, splits.num_classes)
+    best.load_state_dict(history.best_state)
+    student_info = {
+        "model": cfg.model, "method": cfg.method, "epochs": epochs, "params": count_parameters(student),
+        "flops": count_flops(student, (1, *clip_shape)), "test_top1": evaluate(student, splits.test)["top1"],
+        "best_epoch": history.best_epoch, "best_val_top1": history.best["val/top1"],
+        "best_epoch_test_top1": evaluate(best, splits.test)["top1"], "train_seconds": seconds,
+        "history": history.records,
+    }
+    report = {"kind": "distill", "config": dataclasses.asdict(cfg), "data": splits.summary(),
+              "teacher": teacher_info, "student": student_info}
+    return _finish(out, report, rank)
+
+
+# ----------------------------------------------------------------------------- kdlab skd / cascade
+
+def run_skd(config: dict | SKDConfig, progress: bool = True) -> dict:
+    """The whole method: teacher (protocol) -> pseudo-labels -> cascade -> student, into ``out``.
+
+    Returns the report (also written as ``report.json`` and ``report.md``): the configuration,
+    the data, the teacher, and per rung its size, cost, latency, accuracies (last epoch and
+    best-validation epoch), the teachers it learned from, pseudo-label metrics and substage
+    correlation matrices.
+    """
+    cfg = config if isinstance(config, SKDConfig) else make_config(SKDConfig, config)
+    rank, _ = distributed()
+    show = progress and rank == 0
+    out = _begin(cfg, "skd", rank)
+    splits = Splits(cfg.data_config(), progress=show)
+    teacher, teacher_info = _teacher(cfg, splits, show, model=cfg.teacher_model)
+    weak = WeakLabels.from_splits(splits, cfg.noise_rate, mode=cfg.noise_mode, seed=cfg.seed)
+    ladder = capacity_ladder(SPECS[cfg.teacher_model], SPECS[cfg.student_model], steps=cfg.steps)
+    result = cascade(splits, teacher, ladder, mode=cfg.mode, method=cfg.method, epochs=cfg.epochs, seed=cfg.seed,
+                     views=cfg.views or None, out_dir=out / "cascade", pseudo=cfg.pseudo,
+                     refine_pseudo=cfg.refine_pseudo, weak=weak, clips=cfg.clips, lr=cfg.lr,
+                     batch_size=cfg.batch_size, progress=progress, **cfg.options)
+    if rank != 0:
+        return {}
+    input_shape = (1, 3, cfg.frames, cfg.size, cfg.size)
+    rungs = []
+    for model, info in zip(result.models, result.rungs):
+        stats = efficiency(model, input_shape)
+        rungs.append({**{k: v for k, v in info.items() if k not in ("history", "confusion")},
+                      "latency_ms": stats["latency_ms"], "memory_mb": stats["memory_mb"],
+                      "epochs_trained": len(info.get("history", []))})
+    report = {"kind": "skd", "note": NOTE, "config": dataclasses.asdict(cfg), "data": splits.summary(),
+              "weak_labels": weak.summary(), "teacher": teacher_info, "rungs": rungs,
+              "final": {k: rungs[-1].get(k) for k in ("name", "params", "flops", "test_top1", "best_epoch_test_top1")}}
+    return _finish(out, report, rank)
+
+
+# ----------------------------------------------------------------------------- the Markdown report
+
+def _pct(x) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _matrix_md(m: dict) -> str:
+    lines = ["| student \\ teacher | " + " | ".join(m["teacher"]) + " |", "|---|" + "---:|" * len(m["teacher"])]
+    for name, row in zip(m["student"], m["matrix"]):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict) -> str:
+    """The Markdown text of a report written by :func:`run_distill` or :func:`run_skd`."""
+    cfg = report["config"]
+    lines = []
+    if report["kind"] == "distill":
+        s, t = report["student"], report.get("teacher")
+        lines += [f"# kdlab distill: {s['method']} -> {s['model']}", ""]
+        if t:
+            lines.append(f"Teacher (protocol `{t['protocol']}`): test top-1 {t['test_top1']:.1f} %.")
+        lines += [f"Student ({s['params']:,} params, {s['flops'] / 1e6:.1f} MFLOPs / clip), {s['epochs']} epochs: "
+                  f"test top-1 **{s['test_top1']:.1f} %** (last epoch), {s['best_epoch_test_top1']:.1f} % at the "
+                  f"best validation epoch ({s['best_epoch'] + 1}).", ""]
+    else:
+        t = report["teacher"]
+        lines += [f"# kdlab skd: {cfg['mode']} cascade, method `{cfg['method']}`", "", report["note"], "",
+                  f"Data: {report['data']['labelled']} labelled / {report['data']['unlabelled']} unlabelled training "
+                  f"videos ({cfg['budget']} % budget), {report['data']['val']} validation, {report['data']['test']} "
+                  f"test. Given labels: {report['weak_labels']['corrupted']} of {report['weak_labels']['labelled']} "
+                  f"wrong. Teacher protocol `{t['protocol']}`. Pseudo-labels: "
+                  f"{'on' if cfg['pseudo'] else 'off'}{', re-refined after every rung' if cfg['pseudo'] and cfg['refine_pseudo'] else ''}.",
+                  "", "## Rungs", "",
+                  "| rung | learned from | params | MFLOPs / clip | latency (ms) | test top-1 (last) | test top-1 (best val epoch) |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for r in report["rungs"]:
+            best = r.get("best_epoch_test_top1")
+            lines.append(f"| {r['name']} | {', '.join(r.get('teachers') or ['-'])} | {r['params']:,} | "
+                         f"{r['flops'] / 1e6:.1f} | {r['latency_ms']:.2f} | {r['test_top1']:.1f} | "
+                         f"{'' if best is None else f'{best:.1f}'} |")
+        lines += ["", "## Efficiency", "", ladder_markdown(report["rungs"]), ""]
+        if cfg["pseudo"]:
+            lines += ["## Pseudo-labels after each rung", "",
+                      "| after | coverage | accuracy | unlabelled covered | their accuracy | corrections (right) |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            for r in report["rungs"]:
+                m = r.get("pseudo_out")
+                if m:
+                    lines.append(f"| {r['name']} | {_pct(m['coverage'])} | {_pct(m['accuracy'])} | "
+                                 f"{_pct(m['pseudo_coverage'])} | {_pct(m['pseudo_accuracy'])} | "
+                                 f"{m['corrections']} ({m['corrections_right']}) |")
+            lines.append("")
+        lines += ["## Substage correlation (linear CKA, validation clips)", ""]
+        for r in report["rungs"]:
+            if r.get("R"):
+                nearest = (r.get("teachers") or ["?"])[-1]
+                lines += [f"**{r['name']}** against **{nearest}**:", "", _matrix_md(r["R"]), ""]
+    lines += ["## Configuration", "", "```json", json.dumps(cfg, indent=1), "```", ""]
+    return "\n".join(lines)
