@@ -7,6 +7,7 @@
     kdlab cascade --out DIR [--mode chain|dense] [--steps 1] ...          a cascade over a capacity ladder
     kdlab skd --out DIR ...                                               the whole SKD method, with a report
     kdlab report DIR [--json]                                             print the report of a finished run
+    kdlab bench [--data PATH] [--config FILE.toml] [--quick]              the benchmark (kdlab.bench)
 
 Settings come from a TOML file (``--config``; its keys are the long flag names with ``_``) and
 flags (flags win). Every command exits non-zero with a one-line message on bad input. Every
@@ -336,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("folder", help="the --out folder of kdlab distill, cascade or skd")
     report.add_argument("--json", action="store_true", help="print report.json instead of Markdown")
     report.set_defaults(func=_cmd_report)
+    from kdlab.bench.cli import add_bench_parser  # last: the benchmark's own module owns its flags
+    add_bench_parser(sub)
     return parser
 
 
