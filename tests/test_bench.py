@@ -1,0 +1,130 @@
+"""kdlab.bench: the quick variant end to end on a tiny dataset, the JSON schema, resume, config errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kdlab.bench import BenchConfigError, load_config, mean_std, plan, quick_config, run_benchmark
+from kdlab.bench.report import markdown, takeaways
+from kdlab.cli import main
+from kdlab.data import generate_dataset
+
+ENTRY_KEYS = {"acc", "mean", "std", "params", "flops", "best_epoch_acc", "train_seconds"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = generate_dataset(tmp_path_factory.mktemp("bench") / "sim", classes=["MoveLeft", "MoveRight", "Grow"],
+                            train_per_class=12, test_per_class=2, frames=8, size=32, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def result(tiny, tmp_path_factory):
+    """The quick variant with a tiny dataset, 1 epoch and 2 seeds (runs in a fresh runs folder)."""
+    runs = tmp_path_factory.mktemp("runs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KDLAB_RUNS", str(runs))
+    out = tmp_path_factory.mktemp("results") / "bench.json"
+    cfg = load_config(quick=True, data=str(tiny), teacher="labelled", teacher_epochs=1, epochs=1, seeds=[0, 1],
+                      methods=["scratch", "scratch_pseudo", "kd", "skd"],
+                      ablations=["no_cascade", "joint_schedule"], sweep_budgets=[20, 50], sweep_methods=["scratch"],
+                      skd={"schedule": "joint", "label_weight": 0.1, "logit_weight": 0.9, "probe_size": 8},
+                      out=str(out))
+    first = run_benchmark(cfg, progress=False)
+    again = run_benchmark(cfg, progress=False)  # every run is loaded from the run cache now
+    mp.undo()
+    return cfg, out, first, again, runs
+
+
+def test_the_quick_variant_writes_json_that_matches_the_schema(result):
+    cfg, out, _, again, _ = result
+    stored = json.loads(out.read_text())
+    assert stored == json.loads(json.dumps(again))  # the last run wrote it
+    assert stored["variant"] == "quick" and stored["complete"] is True
+    assert stored["budget"] == cfg.budget == 10.0
+    assert stored["seeds"] == [0, 1]
+    assert set(stored["teacher"]) >= {"protocol", "acc", "params", "flops"} and stored["teacher"]["protocol"] == "labelled"
+    assert list(stored["methods"]) == ["scratch", "scratch_pseudo", "kd", "skd"]
+    assert list(stored["ablations"]) == ["no_cascade", "joint_schedule"]
+    for e in [*stored["methods"].values(), *stored["ablations"].values()]:
+        assert ENTRY_KEYS <= set(e)
+        assert len(e["acc"]) == 2 and all(0 <= a <= 100 for a in e["acc"])
+        assert e["params"] == stored["student"]["params"] < stored["teacher"]["params"]
+        assert stored["teacher"]["flops"] > e["flops"] > 0
+    assert stored["ablations"]["no_cascade"]["reference"] == "skd"
+    assert stored["ablations"]["joint_schedule"]["reference"] == "no_cascade"
+    delta = stored["ablations"]["joint_schedule"]["mean"] - stored["ablations"]["no_cascade"]["mean"]
+    assert stored["ablations"]["joint_schedule"]["delta"] == pytest.approx(delta)
+    sweep = stored["sweep"]
+    assert sweep["budgets"] == [20.0, 50.0] and [r["budget"] for r in sweep["methods"]["scratch"]] == [20.0, 50.0]
+    assert all(a is not None for a in sweep["teacher_acc"])
+    assert 0 <= stored["pseudo_labels"]["coverage"] <= 1
+    md = out.with_suffix(".md").read_text()
+    assert "Quick variant" in md and "| skd |" in md and "## SKD ablations" in md
+    assert str(out.parent) not in out.read_text() + md  # no path of this machine in the results
+
+
+def test_a_second_run_trains_nothing_and_gives_the_same_numbers(result):
+    _, _, first, again, runs = result
+    for part in ("methods", "ablations"):
+        for name, e in first[part].items():
+            assert again[part][name]["acc"] == e["acc"]
+            assert again[part][name]["train_seconds"] == e["train_seconds"]  # the stored training time: not retrained
+
+
+def test_mean_and_std_match_numpy_on_the_per_seed_list(result):
+    _, _, first, _, _ = result
+    for e in [*first["methods"].values(), *first["ablations"].values()]:
+        assert e["mean"] == pytest.approx(np.mean(e["acc"]))
+        assert e["std"] == pytest.approx(np.std(e["acc"], ddof=1))
+    assert mean_std([1.0, 2.0, 6.0]) == pytest.approx((3.0, np.std([1.0, 2.0, 6.0], ddof=1)))
+    assert mean_std([4.0]) == (4.0, 0.0)
+
+
+def test_the_reading_is_computed_from_the_numbers():
+    def e(acc):
+        m, s = mean_std(acc)
+        return {"acc": acc, "mean": m, "std": s, "best_epoch_mean": m, "params": 1, "flops": 1, "latency_ms": 1.0,
+                "train_seconds_mean": 1.0}
+
+    result = {"teacher": {"acc": 90.0}, "methods": {"scratch": e([20, 22, 21]), "kd": e([80, 81, 82]),
+                                                    "skd": e([85, 86, 84])}, "ablations": {}}
+    text = " ".join(takeaways(result))
+    assert "`skd`" in text and "clearly ahead" in text and "+4.0" in text
+    result["methods"]["skd"] = e([79, 82, 80])
+    text = " ".join(takeaways(result))
+    assert "does not beat `kd`" in text and "within the seed spread" in text
+
+
+def test_unknown_method_ablation_or_setting_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(BenchConfigError, match="unknown method 'crd'; valid: scratch"):
+        quick_config(methods=("kd", "crd"))
+    with pytest.raises(BenchConfigError, match="unknown ablation 'no_kd'"):
+        quick_config(ablations=("no_kd",))
+    bad = tmp_path / "bench.toml"
+    bad.write_text('[bench]\nmethods = ["kd", "crd"]\n')
+    assert main(["bench", "--config", str(bad)]) == 2
+    assert "unknown method 'crd'" in capsys.readouterr().err
+    bad.write_text("epochz = 3\n")
+    assert main(["bench", "--config", str(bad)]) == 2
+    assert "unknown benchmark setting(s) epochz" in capsys.readouterr().err
+
+
+def test_variants_and_plan():
+    assert quick_config().out_path().name == "benchmark-quick.json"  # never overwrites the full results
+    assert load_config(quick=False).out_path().name == "benchmark.json"
+    full = load_config(quick=False)
+    assert full.protocol == "pretrained" and full.seeds == (0, 1, 2)
+    assert set(full.methods) >= {"scratch", "scratch_pseudo", "kd", "takd", "dgkd", "skd"}
+    tasks = plan(full)
+    assert ("methods", 10.0, "skd", 2) in tasks
+    assert not any(p == "sweep" and b == 10.0 for p, b, _, _ in tasks)  # the main table already has them
+    assert {b for p, b, _, _ in tasks if p == "sweep"} == {1.0, 5.0, 20.0, 50.0}
+    assert load_config(quick=False, data="/somewhere/UCF101").protocol == "all"
+
+
+def test_markdown_marks_an_incomplete_run(result):
+    _, _, first, _, _ = result
+    assert "INCOMPLETE" in markdown({**first, "complete": False})
