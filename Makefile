@@ -7,7 +7,7 @@ STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap clean
+.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap bench bench-quick perf clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,18 @@ bench-train: $(STAMP)
 
 bench-tap: $(STAMP)
 	$(PY) benchmarks/bench_tap.py
+
+## The benchmark (issue 8): every method x 3 seeds, the budget sweep, the SKD ablations -> results/benchmark.{json,md,png}.
+## Resumes: finished runs are loaded from runs/. bench-quick: the small variant -> results/benchmark-quick.*
+bench: $(STAMP)
+	$(VENV)/bin/kdlab bench
+
+bench-quick: $(STAMP)
+	KDLAB_QUICK=1 $(VENV)/bin/kdlab bench --quick
+
+## Every cost ratio side by side (tap, SKD step, teacher cache, loader, FLOPs, notebook times) -> results/perf.json
+perf: $(STAMP)
+	$(PY) benchmarks/perf.py
 
 clean:
 	rm -rf build .pytest_cache
