@@ -160,8 +160,8 @@ def quick_config(**changes) -> BenchConfig:
     """The quick variant: the same schema, a few methods, two seeds, short training (CI, notebook 07)."""
     settings = dict(
         variant="quick", seeds=(0, 1), epochs=4, teacher_epochs=None,
-        methods=("scratch", "scratch_pseudo", "kd", "fitnet", "skd"),
-        ablations=("no_cascade", "joint_schedule", "raw_pseudo_labels"),
+        methods=("scratch", "scratch_pseudo", "kd", "skd"),
+        ablations=("no_cascade", "raw_pseudo_labels"),
         sweep_budgets=(5.0, 10.0, 20.0), sweep_methods=("scratch", "kd"), sweep_seeds=(0,),
     )
     return BenchConfig(**{**settings, **changes})
