@@ -27,7 +27,6 @@ Layout of ``out_dir`` (every file written atomically; rank 0 alone writes under 
     pseudo/after-<k>.pt       the running ensemble after rung k (0: the teacher)
     rung-<k>/fit/             the engine's per-epoch checkpoints while rung k trains
     rung-<k>/model.pt, info.json   written when rung k is finished
-    teacher-cache/            teacher outputs on the fixed views (``views=V``)
 
 Run again on the same folder, :func:`cascade` loads every finished rung and resumes the next one
 from its last finished epoch, so a killed run ends with the same weights as an uninterrupted one.
@@ -352,8 +351,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
             method: str = "skd", epochs: int | None = None, seed: int = 0, views: int | None = None,
             out_dir: str | Path | None = None, pseudo: bool = True, refine_pseudo: bool = True,
             weak: WeakLabels | None = None, clips: int = 2, pseudo_settings: dict | None = None,
-            momentum: float = 0.5, lr: float = 2e-3, batch_size: int = 16, progress: bool = True,
-            **options) -> CascadeResult:
+            momentum: float = 0.5, lr: float = 2e-3, batch_size: int = 16, cache_dir: str | Path | None = None,
+            progress: bool = True, **options) -> CascadeResult:
     """Train the rungs ``rungs[1:]`` of a ladder one after another, each distilled with ``method``.
 
     Args:
@@ -368,7 +367,9 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         epochs: per rung (default :func:`kdlab.experiment.default_epochs` "student").
         seed: initialisation and data order of every rung.
         views: None (random clips every epoch, teachers run on every batch) or V fixed views per
-            video with each teacher's outputs cached once (under ``out_dir/teacher-cache``).
+            video with each teacher's outputs cached once, in ``cache_dir`` (default
+            ``<runs>/teacher-cache``; a cache's folder name is a digest of the teacher's weights and
+            the data, so cascades of one teacher share its cache and never read a stale one).
         out_dir: the run folder (default: ``<runs>/cascade-<key of the configuration>``).
         pseudo: train the label term on refined pseudo-labels (else on the budget's labels only).
         refine_pseudo: re-refine the pseudo-labels with every new rung (else the teacher's are kept).
@@ -470,7 +471,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         else:
             model, info = _train_rung(
                 k, rungs[k], teachers, splits, labels, weights, views=views, method=method, epochs=epochs,
-                seed=seed, lr=lr, batch_size=batch_size, clip_shape=clip_shape, folder=folder, out=out,
+                seed=seed, lr=lr, batch_size=batch_size, clip_shape=clip_shape, folder=folder,
+                cache_dir=Path(cache_dir) if cache_dir is not None else runs_dir() / "teacher-cache",
                 run_config={**config, "rung": k, "teachers": [weights_digest(t) for t in teachers]},
                 progress=show, rank=rank, options=options)
             info.update({
@@ -508,7 +510,7 @@ def _key(options: dict):
 
 def _train_rung(k: int, spec: VideoNetSpec, teachers: list[nn.Module], splits: Splits, labels: torch.Tensor,
                 weights: torch.Tensor | None, *, views, method, epochs, seed, lr, batch_size, clip_shape,
-                folder: Path, out: Path, run_config: dict, progress: bool, rank: int,
+                folder: Path, cache_dir: Path, run_config: dict, progress: bool, rank: int,
                 options: dict) -> tuple[nn.Module, dict]:
     """Train one rung from ``teachers`` (fit resumes inside ``folder/fit``); returns (model, info)."""
     train_set, views_ds = training_set(splits, labels, views)
@@ -518,7 +520,7 @@ def _train_rung(k: int, spec: VideoNetSpec, teachers: list[nn.Module], splits: S
     for j, t in enumerate(teachers):
         cache = None
         if views_ds is not None:
-            cache = TeacherCache(t, views_ds, out / "teacher-cache", indices=splits.labelled + splits.unlabelled,
+            cache = TeacherCache(t, views_ds, cache_dir, indices=splits.labelled + splits.unlabelled,
                                  progress=progress)
         settings = {"epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape,
                     "sample_weights": weights}

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 
 from kdlab.cascade import MODES, capacity_ladder, cascade, ladder_markdown
-from kdlab.distill import CachedViews, Distillation, TeacherCache, make_objective
+from kdlab.distill import Distillation, make_objective
 from kdlab.distill.methods import METHODS
 from kdlab.experiment import PROTOCOLS, DataConfig, Splits, default_epochs, get_teacher
 from kdlab.io import atomic_write_text
 from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
-from kdlab.recipes import weak_training_set
+from kdlab.recipes import teacher_cache, weak_training_set
 from kdlab.train import ResumeMismatchError, distributed, evaluate, fit
 
 __all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
@@ -205,8 +205,7 @@ def run_distill(config: dict | DistillConfig, progress: bool = True) -> dict:
     clip_shape = (3, cfg.frames, cfg.size, cfg.size)
     cache = None
     if teacher is not None and views is not None:
-        cache = TeacherCache(teacher, CachedViews(splits.train, views=views, seed=0), out / "teacher-cache",
-                             indices=splits.labelled + splits.unlabelled, progress=show)
+        cache = teacher_cache(teacher, splits, views, progress=show)  # shared with kdlab.recipes (run cache)
     torch.manual_seed(cfg.seed)
     student = build_model(cfg.model, splits.num_classes)
     objective = make_objective(cfg.method, teacher, student, **{
