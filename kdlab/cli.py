@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--root", help="where to generate (default: data/simmotion under the project)")
     data.add_argument("--domain", default="target", choices=("target", "source"),
                       help="target: the default dataset; source: the separate corpus for teacher pre-training")
-    data.add_argument("--difficulty", type=float, help="noise/clutter/occlusion level (default 1.0)")
+    data.add_argument("--difficulty", type=float, help="noise/clutter/occlusion level (default 0.6; 1.0 in quick mode)")
     data.add_argument("--skip-errors", action="store_true", help="with check: list bad videos instead of stopping")
     data.set_defaults(func=_cmd_data)
 

@@ -205,7 +205,7 @@ def render_video(motion: str, rng: np.random.Generator, *, frames: int = 16, siz
                  difficulty: float = 1.0, domain: str = "target") -> np.ndarray:
     """One video of ``motion`` -> uint8 RGB (T, S, S, 3) with T=frames, S=size.
 
-    ``difficulty`` (0 = clean, 1 = default, 2 = hard) scales pixel noise, clutter, the number of
+    ``difficulty`` (0 = clean, 0.6 = the generated default, 1 = quick mode's, 2 = hard) scales pixel noise, clutter, the number of
     distractors, the chance of an occluding band, and speed jitter.
     """
     if domain not in STYLES:

@@ -44,8 +44,11 @@ MOTION_CLASSES = [
 ]
 
 #: Sizes of the default dataset, and of its quick-mode version (KDLAB_QUICK=1).
-DEFAULTS = {"train_per_class": 100, "test_per_class": 30, "frames": 16, "size": 64, "difficulty": 1.0, "seed": 0}
-QUICK_DEFAULTS = {**DEFAULTS, "train_per_class": 40, "test_per_class": 12}
+# difficulty 0.6: calibrated so the default teacher trained on every label passes 90 % test top-1
+# while the student on 10 % of the labels stays far behind (README, "Calibration"). Quick mode keeps
+# the harder 1.0 on fewer videos: CI's notebook checks were written against it.
+DEFAULTS = {"train_per_class": 100, "test_per_class": 30, "frames": 16, "size": 64, "difficulty": 0.6, "seed": 0}
+QUICK_DEFAULTS = {**DEFAULTS, "train_per_class": 40, "test_per_class": 12, "difficulty": 1.0}
 
 _CODECS = {".avi": "MJPG", ".mp4": "mp4v"}
 _CLIPS_PER_GROUP = 4  # UCF101 names videos v_<Class>_gGG_cCC: a group of clips per "actor"
