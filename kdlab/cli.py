@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from pathlib import Path
 
 TRAIN_DEFAULTS = {
@@ -59,13 +58,9 @@ def _cmd_data(args) -> int:
 def _load_config(path: str | None) -> dict:
     if not path:
         return {}
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
+    from kdlab.io import read_toml
+
+    raw = read_toml(path, UsageError)
     cfg = raw.get("train", raw)
     unknown = sorted(set(cfg) - set(TRAIN_DEFAULTS) - {"out"})
     if unknown:
@@ -152,6 +147,8 @@ CASCADE_FLAGS = {
 
 def _parse_value(text: str):
     """A TOML value (``3``, ``0.1``, ``true``, ``"joint"``) or, failing that, the plain string."""
+    from kdlab.io import tomllib
+
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -162,13 +159,9 @@ def _run_settings(args, section: str) -> dict:
     """The config file's ``[section]`` (or top level), then flags; ``--option K=V`` into ``options``."""
     values: dict = {}
     if args.config:
-        try:
-            with open(args.config, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise UsageError(f"config file {args.config} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"config file {args.config} is not valid TOML: {exc}") from None
+        from kdlab.io import read_toml
+
+        raw = read_toml(args.config, UsageError)
         values.update(raw.get(section, raw))
     for key, value in vars(args).items():
         if key in (*RUN_FLAGS, *CASCADE_FLAGS, "out", "method", "model", "pseudo", "refine_pseudo") and value is not None:

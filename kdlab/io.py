@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser from PyPI (a dependency there)
+    import tomli as tomllib
 from pathlib import Path
 
 import torch
@@ -56,3 +61,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             f"checkpoint {path} could not be read ({type(exc).__name__}: {exc}). It is corrupt or not a kdlab "
             f"checkpoint; delete it to start that run again."
         ) from exc
+
+
+def read_toml(path, error: type[Exception] = ValueError) -> dict:
+    """The TOML file at ``path`` as a dict; a missing or malformed file raises ``error`` with a
+    one-line message naming the file (callers pass their own usage-error class)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"config file {path} is not valid TOML: {exc}") from None

@@ -1,10 +1,11 @@
 """Notebooks are committed without outputs or widget state; the declared environment is complete."""
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
+
+from kdlab.io import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -18,12 +18,12 @@ from the same teacher; each budget of the sweep has its own (fine-tuned on that 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab import config as kdlab_config
 from kdlab.experiment import PROTOCOLS
+from kdlab.io import read_toml
 
 #: Every method of the main table, in the order of the report. ``teacher`` is reported apart.
 METHODS = ("scratch", "scratch_pseudo", "kd", "dkd", "fitnet", "at", "sp", "rkd", "pkt", "nst", "takd", "dgkd", "skd")
@@ -179,13 +179,7 @@ def load_config(path: str | Path | None = None, *, quick: bool | None = None, **
     quick = kdlab_config.quick() if quick is None else quick
     settings: dict = {}
     if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise BenchConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise BenchConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raw = read_toml(path, BenchConfigError)
         settings = raw.get("bench", raw)
     settings = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
     fields = {f.name for f in dataclasses.fields(BenchConfig)}
