@@ -52,13 +52,13 @@ from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_obje
 from kdlab.distill.methods import METHODS
 from kdlab.experiment import Splits, default_epochs
 from kdlab.hooks import SubstageTap, unwrap
-from kdlab.io import atomic_save, atomic_write_text, load_checkpoint
+from kdlab.io import atomic_save, load_checkpoint
 from kdlab.models import VideoNetSpec, build_model, count_flops, count_parameters, efficiency
 from kdlab.progress import tqdm
 from kdlab.pseudo import LabelView, PseudoLabeler, PseudoLabels, WeakLabels, fit_temperature, predict
 from kdlab.pseudo.ensemble import Predictions
-from kdlab.runs import load_model, run_key, save_model
-from kdlab.train import ResumeMismatchError, distributed, evaluate, fit
+from kdlab.runs import claim_folder, load_model, run_key, save_model
+from kdlab.train import distributed, evaluate, fit
 
 __all__ = ["capacity_ladder", "ladder_table", "ladder_markdown", "rung_names", "cascade", "CascadeResult",
            "DenseDistillation", "PseudoView", "MODES"]
@@ -409,17 +409,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
     }
     config = json.loads(json.dumps(config))
     out = Path(out_dir) if out_dir is not None else runs_dir() / f"cascade-{run_key(config)}"
-    stored = out / CONFIG
-    if stored.is_file():
-        old = json.loads(stored.read_text())
-        if old != config:
-            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            raise ResumeMismatchError(
-                f"{out} holds a cascade with another configuration (differs in: {', '.join(diff)}); "
-                f"use another output folder or delete it.\n"
-                + "\n".join(f"  {k}: stored {old.get(k)!r}, asked {config.get(k)!r}" for k in diff))
-    elif rank == 0:
-        atomic_write_text(stored, json.dumps(config, indent=1, sort_keys=True))
+    claim_folder(out / CONFIG, config, write=rank == 0)
 
     # Rung 0: the teacher.
     test_loader = DataLoader(splits.test, batch_size=32)

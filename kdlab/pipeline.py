@@ -33,7 +33,8 @@ from kdlab.io import atomic_write_text
 from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
 from kdlab.recipes import teacher_cache, weak_training_set
-from kdlab.train import ResumeMismatchError, distributed, evaluate, fit
+from kdlab.runs import claim_folder
+from kdlab.train import distributed, evaluate, fit
 
 __all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
            "REPORT_JSON", "REPORT_MD"]
@@ -161,17 +162,7 @@ def _begin(cfg, kind: str, rank: int) -> Path:
     out = Path(cfg.out)
     asked = json.loads(json.dumps({"kind": kind, **dataclasses.asdict(cfg)}))
     asked.pop("out")
-    stored = out / CONFIG_JSON
-    if stored.is_file():
-        old = json.loads(stored.read_text())
-        if old != asked:
-            diff = sorted(k for k in set(old) | set(asked) if old.get(k) != asked.get(k))
-            raise ResumeMismatchError(
-                f"{out} holds a run with another configuration ("
-                + "; ".join(f"{k}: stored {old.get(k)!r}, asked {asked.get(k)!r}" for k in diff)
-                + "); use another --out or delete the folder")
-    elif rank == 0:
-        atomic_write_text(stored, json.dumps(asked, indent=1, sort_keys=True))
+    claim_folder(out / CONFIG_JSON, asked, write=rank == 0)
     return out
 
 
