@@ -5,25 +5,21 @@ import torch
 
 import kdlab.cascade as cascade_module
 from kdlab.cascade import DenseDistillation, capacity_ladder, cascade, ladder_table, rung_names
-from kdlab.data import generate_dataset
 from kdlab.distill import make_objective, weights_digest
-from kdlab.experiment import DataConfig, Splits
 from kdlab.io import load_checkpoint
 from kdlab.models import SPECS, build_model
 from kdlab.train import ResumeMismatchError
+from toydata import tiny_splits, tiny_teacher
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    root = generate_dataset(tmp_path_factory.mktemp("cascade") / "sim", classes=["MoveLeft", "MoveRight", "Grow"],
-                            train_per_class=12, test_per_class=2, frames=8, size=32, progress=False)
-    return Splits(DataConfig(root=str(root), budget=20), progress=False)
+    return tiny_splits(tmp_path_factory.mktemp("cascade"))
 
 
 @pytest.fixture(scope="module")
 def teacher(splits):
-    torch.manual_seed(0)
-    return build_model("teacher", splits.num_classes, widths=(8, 8, 16, 16), stem_width=8).eval()
+    return tiny_teacher(splits.num_classes).eval()
 
 
 @pytest.fixture(scope="module")

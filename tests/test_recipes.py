@@ -6,23 +6,18 @@ import pytest
 import torch
 
 import kdlab.recipes as recipes
-from kdlab.data import generate_dataset
-from kdlab.experiment import DataConfig, Splits
-from kdlab.models import build_model
 from kdlab.recipes import distill_student, key_of, matrices_from_history, weak_training_set
+from toydata import tiny_splits, tiny_teacher
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    root = generate_dataset(tmp_path_factory.mktemp("recipes") / "sim", classes=["MoveLeft", "MoveRight", "Grow"],
-                            train_per_class=12, test_per_class=2, frames=8, size=32, progress=False)
-    return Splits(DataConfig(root=str(root), budget=20), progress=False)
+    return tiny_splits(tmp_path_factory.mktemp("recipes"))
 
 
 @pytest.fixture(scope="module")
 def teacher(splits):
-    torch.manual_seed(0)
-    return build_model("teacher", splits.num_classes, widths=(8, 8, 16, 16), stem_width=8)
+    return tiny_teacher(splits.num_classes)
 
 
 @pytest.fixture
@@ -66,8 +61,7 @@ def test_the_run_key_follows_method_options_seed_and_teacher(splits, teacher, co
     distill_student("skd", splits, teacher, epochs=1, schedule="joint", fd_kind="gaussian", probe_size=8,
                     progress=False)
     assert len(counted_fit) == 4
-    torch.manual_seed(5)
-    other = build_model("teacher", splits.num_classes, widths=(8, 8, 16, 16), stem_width=8)
+    other = tiny_teacher(splits.num_classes, seed=5)
     distill_student("skd", splits, other, epochs=1, schedule="joint", probe_size=8, progress=False)
     assert len(counted_fit) == 5
     swapped = copy.copy(splits)  # one unlabelled video swapped with a validation video: same sizes, other videos

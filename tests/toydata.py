@@ -1,8 +1,28 @@
-"""A tiny in-memory clip dataset for engine mechanics (resume, guards, DDP). Learning claims are
-tested on real generated video files elsewhere."""
+"""Small test data: a tiny in-memory clip dataset for engine mechanics (resume, guards, DDP), and
+tiny generated video splits with a tiny teacher for the distillation recipes and the cascade.
+Learning claims are tested on real generated video files elsewhere."""
 
 import torch
 from torch.utils.data import Dataset
+
+from kdlab.data import generate_dataset
+from kdlab.experiment import DataConfig, Splits
+from kdlab.models import build_model
+
+TINY_CLASSES = ["MoveLeft", "MoveRight", "Grow"]
+
+
+def tiny_splits(folder) -> Splits:
+    """Generated videos of 3 classes (12 train + 2 test each, 8 frames of 32 x 32), 20 % labelled."""
+    root = generate_dataset(folder / "sim", classes=TINY_CLASSES, train_per_class=12, test_per_class=2, frames=8,
+                            size=32, progress=False)
+    return Splits(DataConfig(root=str(root), budget=20), progress=False)
+
+
+def tiny_teacher(num_classes: int, seed: int = 0) -> torch.nn.Module:
+    """A narrow teacher-shaped model (widths 8, 8, 16, 16), seeded."""
+    torch.manual_seed(seed)
+    return build_model("teacher", num_classes, widths=(8, 8, 16, 16), stem_width=8)
 
 
 class MovingBar(Dataset):
