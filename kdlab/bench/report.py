@@ -64,6 +64,8 @@ def with_reference(name: str, record: dict, references: dict[str, dict]) -> dict
 # ----------------------------------------------------------------------------- Markdown
 
 def _pm(e: dict) -> str:
+    if len(e.get("acc", ())) == 1:  # one seed has no spread: a "± 0.0" would claim one
+        return f"{e['mean']:.1f}"
     return f"{e['mean']:.1f} ± {e['std']:.1f}"
 
 
