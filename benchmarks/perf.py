@@ -52,7 +52,8 @@ TARGETS = {"tap_overhead": ("<=", 1.03), "skd_step_over_floor": ("<=", 1.10),
 
 def notebook_times(build: Path) -> dict:
     """``{"quick": seconds | None, "default": seconds | None, "sources": {...}}`` from the newest
-    ``build/notebooks*/timings.json`` of each mode."""
+    ``build/notebooks*/timings.json`` of each mode that ran every numbered notebook without a failure."""
+    series = {p.name for p in (build.parent / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     found: dict[str, tuple[float, float, str]] = {}
     for path in sorted(build.glob("notebooks*/timings.json")):
         try:
@@ -60,7 +61,8 @@ def notebook_times(build: Path) -> dict:
         except (OSError, json.JSONDecodeError):
             continue
         mode, total = t.get("mode"), t.get("total")
-        if mode in ("quick", "default") and isinstance(total, (int, float)):
+        whole = series <= set(t) and not t.get("failed", True)  # older files without "failed" do not count
+        if whole and mode in ("quick", "default") and isinstance(total, (int, float)):
             mtime = path.stat().st_mtime
             if mode not in found or mtime > found[mode][0]:
                 found[mode] = (mtime, float(total), str(path.relative_to(build.parent)))

@@ -56,6 +56,7 @@ def main() -> int:
             failures.append(path.name)
     timings["total"] = round(time.perf_counter() - total, 1)
     timings["mode"] = mode
+    timings["failed"] = failures  # a series with failures is not a time of the series (benchmarks/perf.py)
     (args.out / "timings.json").write_text(json.dumps(timings, indent=1))
     print(f"executed notebooks and HTML are in {args.out}/ (total {timings['total']} s, {mode} mode)")
     if failures:
