@@ -19,6 +19,8 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
+from kdlab.io import atomic_write_text
+
 
 def run(path: Path, out: Path, timeout: int) -> tuple[float, str | None]:
     nb = nbformat.read(path, as_version=4)
@@ -57,7 +59,7 @@ def main() -> int:
     timings["total"] = round(time.perf_counter() - total, 1)
     timings["mode"] = mode
     timings["failed"] = failures  # a series with failures is not a time of the series (benchmarks/perf.py)
-    (args.out / "timings.json").write_text(json.dumps(timings, indent=1))
+    atomic_write_text(args.out / "timings.json", json.dumps(timings, indent=1))
     print(f"executed notebooks and HTML are in {args.out}/ (total {timings['total']} s, {mode} mode)")
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)

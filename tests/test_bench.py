@@ -128,3 +128,12 @@ def test_variants_and_plan():
 def test_markdown_marks_an_incomplete_run(result):
     _, _, first, _, _ = result
     assert "INCOMPLETE" in markdown({**first, "complete": False})
+
+
+def test_markdown_shows_a_spread_only_where_there_are_several_seeds(result):
+    _, _, first, _, _ = result
+    assert len(first["seeds"]) == 2 and len(first["sweep"]["seeds"]) == 1
+    methods, sweep = markdown(first).split("## Label-budget sweep")
+    sweep = sweep.split("\n## ")[0]
+    assert "| scratch | " in methods and "±" in methods.split("| scratch | ")[1].splitlines()[0]
+    assert "| scratch | " in sweep and "±" not in sweep  # one seed: no "± 0.0" pretending to be a spread

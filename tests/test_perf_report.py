@@ -23,8 +23,8 @@ def write_timings(folder: Path, mtime: float, **timings) -> None:
 
 
 def test_notebook_times_skip_partial_and_failed_series(tmp_path):
+    (tmp_path / "notebooks").mkdir()
     for name in ("00_a.ipynb", "01_b.ipynb"):
-        (tmp_path / "notebooks").mkdir(exist_ok=True)
         (tmp_path / "notebooks" / name).write_text("{}")
     build = tmp_path / "build"
     both = {"00_a.ipynb": 1.0, "01_b.ipynb": 2.0}
