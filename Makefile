@@ -7,7 +7,7 @@ STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap bench bench-quick perf clean
+.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
 
 setup: $(STAMP)
 
@@ -46,10 +46,20 @@ bench-train: $(STAMP)
 bench-tap: $(STAMP)
 	$(PY) benchmarks/bench_tap.py
 
-## The benchmark (issue 8): every method x 3 seeds, the budget sweep, the SKD ablations -> results/benchmark.{json,md,png}.
+## The benchmark: the discriminative regime (every method x 5 seeds, the budget sweep, the SKD ablations)
+## -> results/benchmark.{json,md,png}, then the easy control -> results/benchmark-easy.*.
 ## Resumes: finished runs are loaded from runs/. bench-quick: the small variant -> results/benchmark-quick.*
 bench: $(STAMP)
-	$(VENV)/bin/kdlab bench
+	$(VENV)/bin/kdlab bench --regime discriminative
+	$(VENV)/bin/kdlab bench --regime easy
+
+## The search that chose the discriminative regime -> results/regimes.json
+regimes: $(STAMP)
+	$(PY) benchmarks/search_regimes.py
+
+## Tune SKD and the strongest baselines on validation, same budget of trials each -> results/tuning.{json,md}
+tune: $(STAMP)
+	$(PY) benchmarks/tune.py
 
 bench-quick: $(STAMP)
 	KDLAB_QUICK=1 $(VENV)/bin/kdlab bench --quick

@@ -57,6 +57,7 @@ from kdlab.models import VideoNetSpec, build_model, count_flops, count_parameter
 from kdlab.progress import tqdm
 from kdlab.pseudo import LabelView, PseudoLabeler, PseudoLabels, WeakLabels, fit_temperature, predict
 from kdlab.pseudo.ensemble import Predictions
+from kdlab.protocol import check_teacher
 from kdlab.runs import claim_folder, load_model, run_key, save_model
 from kdlab.train import distributed, evaluate, fit
 
@@ -352,7 +353,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
             out_dir: str | Path | None = None, pseudo: bool = True, refine_pseudo: bool = True,
             weak: WeakLabels | None = None, clips: int = 2, pseudo_settings: dict | None = None,
             momentum: float = 0.5, lr: float = 2e-3, batch_size: int = 16, cache_dir: str | Path | None = None,
-            progress: bool = True, **options) -> CascadeResult:
+            progress: bool = True, allow_label_leak: bool = False, **options) -> CascadeResult:
     """Train the rungs ``rungs[1:]`` of a ladder one after another, each distilled with ``method``.
 
     Args:
@@ -377,6 +378,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         clips, pseudo_settings, momentum: the ensemble's clips per view, :func:`kdlab.pseudo.refine`
             settings (the temperature is fitted on validation unless given), and the EMA momentum.
         lr, batch_size, progress: as in :func:`kdlab.train.fit`.
+        allow_label_leak: do not warn when the teacher saw labels of the unlabelled videos
+            (:func:`kdlab.protocol.check_teacher`; only to demonstrate the leak).
 
     Returns a :class:`CascadeResult` (``.final``, ``.final_info``, ``.rungs``, ``.models``).
     """
@@ -389,6 +392,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         raise ValueError("a cascade needs a ladder of at least 2 rungs: [teacher spec, ..., student spec]")
     if views is not None and views < 1:
         raise ValueError(f"views must be None or >= 1, got {views}")
+    check_teacher(unwrap(teacher), splits, allow_label_leak=allow_label_leak, what="cascade")
     rank, _ = distributed()
     show = progress and rank == 0
     epochs = epochs or default_epochs("student")

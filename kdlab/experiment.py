@@ -9,6 +9,13 @@ Splits of the training videos (indices into the full train split, fixed by seeds
   split from the labelled videos alone would hold one video per class.)
 - ``unlabelled``: the remaining training videos, whose labels are hidden (``-1``).
 
+With ``DataConfig(pool=N)`` the *training pool* (labelled + unlabelled) is N videos per class:
+validation is carved first (stratified, ``val_fraction`` of the training split, so it is the same
+for every pool size), then N videos per class are drawn (seeded) from the rest, and the budget is
+``budget`` percent of the pool (at least one video per class). A small pool is one knob of the
+discriminative benchmark regime (README, "Benchmark"): with fewer videos a student can no longer
+learn the task from the teacher's labels alone.
+
 The test split is only for reporting.
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +32,9 @@ from torch.utils.data import Dataset, Subset
 
 from kdlab import config
 from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, train_val_split
+from kdlab.data.budgets import per_class_order, choose_budget
 from kdlab.models import build_model, count_flops, count_parameters
+from kdlab.protocol import labels_seen, mark_teacher
 from kdlab.runs import load_or_train
 from kdlab.train import evaluate, fit
 
@@ -46,13 +56,17 @@ class DataConfig:
     val_fraction: float = 0.1
     flip: bool = True
     cache: bool = True
+    pool: int | None = None  # training-pool videos per class (None: every training video)
 
     def resolved_root(self) -> Path:
         return Path(self.root) if self.root else default_dataset()
 
     def key(self) -> dict:
         """The configuration as stored in run keys (with the resolved dataset folder)."""
-        return {**dataclasses.asdict(self), "root": str(self.resolved_root().resolve()), "budget": float(self.budget)}
+        key = {**dataclasses.asdict(self), "root": str(self.resolved_root().resolve()), "budget": float(self.budget)}
+        if self.pool is None:
+            del key["pool"]  # keys of runs without a pool stay what they were before pools existed
+        return key
 
 
 class MaskedLabels(Dataset):
@@ -91,6 +105,13 @@ class Splits:
         self.test = VideoFolder(root, "test", sampling="uniform", **common)
         self.root, self.classes, self.num_classes = root, self.train.classes, self.train.num_classes
         self.labels = list(self.train.labels)
+        if cfg.pool is None:
+            self._split_whole(root)
+        else:
+            self._split_pool(int(cfg.pool))
+
+    def _split_whole(self, root: Path) -> None:
+        cfg = self.cfg
         position = {rel: i for i, (rel, _) in enumerate(self.train.samples)}
         budget_file = label_budget(root, cfg.budget, seed=cfg.budget_seed)
         self.labelled = sorted(position[rel] for rel, _ in read_budget(budget_file) if rel in position)
@@ -99,6 +120,19 @@ class Splits:
         _, val_pos = train_val_split([self.labels[i] for i in others], fraction, seed=cfg.budget_seed)
         self.val = [others[p] for p in val_pos]
         self.unlabelled = sorted(set(others) - set(self.val))
+
+    def _split_pool(self, per_class: int) -> None:
+        cfg = self.cfg
+        rest, self.val = train_val_split(self.labels, cfg.val_fraction, seed=cfg.budget_seed)
+        counts = Counter(self.labels[i] for i in rest)
+        if per_class < 1 or per_class > min(counts.values()):
+            raise ValueError(f"pool={per_class} videos per class, but the training split has {min(counts.values())} "
+                             f"per class outside validation (smallest class); choose 1..{min(counts.values())}")
+        order = per_class_order([self.labels[i] for i in rest], cfg.budget_seed, salt=104729)
+        pool = sorted(rest[p] for members in order.values() for p in members[:per_class])
+        chosen = choose_budget([self.labels[i] for i in pool], cfg.budget, seed=cfg.budget_seed)
+        self.labelled = sorted(pool[p] for p in chosen)
+        self.unlabelled = sorted(set(pool) - set(self.labelled))
 
     # -- datasets ---------------------------------------------------------------------------
     def labelled_set(self) -> Dataset:
@@ -119,7 +153,7 @@ class Splits:
     def summary(self) -> dict:
         return {"root": str(self.root), "classes": self.num_classes, "train": len(self.labels),
                 "labelled": len(self.labelled), "unlabelled": len(self.unlabelled), "val": len(self.val),
-                "test": len(self.test), "budget": self.cfg.budget}
+                "test": len(self.test), "budget": self.cfg.budget, "pool": self.cfg.pool}
 
 
 # ------------------------------------------------------------------------------------ training
@@ -139,7 +173,8 @@ def train_classifier(model_name: str, train_set: Dataset, splits: Splits, *, kin
 
     ``init`` starts from another model's weights (fine-tuning); its key must then be in ``key``.
     Returns ``(model, info)`` with ``info``: val/test top-1 (last epoch), best-val epoch and its
-    test top-1, params, FLOPs, seconds, history.
+    test top-1, params, FLOPs, seconds, history, and ``labels_seen`` (:mod:`kdlab.protocol`: the
+    videos of ``splits`` whose labels trained it, when ``train_set`` is a subset of ``splits.train``).
     """
     run_config = {"model": model_name, "kind": kind, "epochs": epochs, "seed": seed, "lr": lr,
                   "data": splits.cfg.key(), "train_size": len(train_set), **(key or {})}
@@ -163,10 +198,18 @@ def train_classifier(model_name: str, train_set: Dataset, splits: Splits, *, kin
             "best_epoch_test_top1": evaluate(best, splits.test)["top1"],
             "params": count_parameters(model), "flops": count_flops(model, (1, 3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)),
             "train_seconds": seconds, "history": history.records, "confusion": test["confusion"],
+            "labels_seen": _labels_seen(train_set, splits),
         }
         return model, info
 
     return load_or_train(kind, run_config, train, retrain=retrain, verbose=progress)
+
+
+def _labels_seen(train_set: Dataset, splits: Splits) -> dict | None:
+    """The :func:`kdlab.protocol.labels_seen` record of a subset of ``splits.train`` (else None)."""
+    if isinstance(train_set, Subset) and train_set.dataset is splits.train:
+        return labels_seen(splits.root.name, [splits.train.samples[i][0] for i in train_set.indices])
+    return None
 
 
 def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: str = "teacher", seed: int = 0,
@@ -178,7 +221,9 @@ def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: s
     - ``"pretrained"``: pre-trained on a separate simulated *source* corpus (other appearance,
       backgrounds and speeds), then fine-tuned on the labelled budget (what practice looks like).
 
-    ``info["protocol"]`` records which one it is.
+    ``info["protocol"]`` records which one it is, and ``info["labels_seen"]`` (also attached to
+    the model, :mod:`kdlab.protocol`) the target videos whose labels trained it, so that a
+    distillation from this teacher can warn when it saw the labels of its "unlabelled" videos.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown teacher protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
@@ -199,7 +244,9 @@ def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: s
                                      seed=seed, init=pre, lr=5e-4, progress=progress,
                                      key={"pretrained_on": source_cfg.key(), "pretrain_epochs": pre_info["epochs"]})
         info = {**info, "source_test_top1": pre_info["test_top1"]}
-    return net, {**info, "protocol": protocol}
+    seen = info.get("labels_seen")
+    info = {**info, "protocol": protocol, "labels_seen": None if seen is None else {**seen, "protocol": protocol}}
+    return mark_teacher(net, info["labels_seen"]), info
 
 
 def train_scratch(model: str = "student", splits: Splits | None = None, *, labels: str = "budget", seed: int = 0,

@@ -64,6 +64,8 @@ SPECS: dict[str, VideoNetSpec] = {
     "teacher": VideoNetSpec(widths=(24, 48, 96, 192), stem_width=16),
     "assistant": VideoNetSpec(widths=(16, 32, 64, 96), stem_width=12),
     "student": VideoNetSpec(widths=(8, 12, 24, 48), stem_width=6),
+    # Half the student's widths (a quarter of its parameters): one knob of the regime search.
+    "student-small": VideoNetSpec(widths=(4, 6, 12, 24), stem_width=4),
     # Same widths as the student, but every conv is 1x3x3: frames are seen one at a time.
     "frame2d": VideoNetSpec(widths=(8, 12, 24, 48), stem_width=6, block="2d", temporal_strides=(1, 1, 1, 1)),
 }

@@ -35,6 +35,7 @@ from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_obje
 from kdlab.distill.methods import METHODS
 from kdlab.experiment import MaskedLabels, Splits, default_epochs
 from kdlab.models import build_model, count_parameters
+from kdlab.protocol import check_teacher
 from kdlab.runs import load_or_train
 from kdlab.train import evaluate, fit
 
@@ -86,7 +87,7 @@ def key_of(value: Any, name: str = "option") -> Any:
 def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, epochs: int | None = None,
                     seed: int = 0, model: str = "student", views: int | None = None, lr: float = 2e-3,
                     batch_size: int = 16, key: dict | None = None, progress: bool = True, retrain: bool = False,
-                    **options) -> tuple[nn.Module, dict]:
+                    allow_label_leak: bool = False, **options) -> tuple[nn.Module, dict]:
     """Train (or load) a ``model`` distilled from ``teacher`` with ``method`` on the weak setting.
 
     Args:
@@ -100,6 +101,8 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
             views per video, the teacher's outputs cached once, see the module docstring).
         lr, batch_size: as in :func:`kdlab.train.fit`.
         key: extra JSON-able entries for the run key (e.g. what a callable option stands for).
+        allow_label_leak: do not warn when the teacher saw labels of the unlabelled videos
+            (:func:`kdlab.protocol.check_teacher`; only to demonstrate the leak).
         options: overrides of the method's preset, any :class:`kdlab.distill.Distillation`
             option (``schedule="joint"``, ``fd_kind="gaussian"``, ``soft_targets=...``).
 
@@ -116,6 +119,7 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         raise ValueError(f"views must be None or >= 1, got {views}")
     epochs = epochs or default_epochs("student")
     teacher = None if method == "scratch" else teacher
+    check_teacher(teacher, splits, allow_label_leak=allow_label_leak)
     train_set = weak_training_set(splits, views)
     run_config = {
         "method": method, "model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,

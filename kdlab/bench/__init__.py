@@ -22,10 +22,11 @@ import torch
 from kdlab import config as kdlab_config
 from kdlab.io import atomic_write_text
 from kdlab.progress import tqdm
+from kdlab.protocol import leaked_videos
 
 from .config import ABLATIONS, METHODS, SWEEP_BUDGETS, BenchConfig, BenchConfigError, default_config, load_config, quick_config
-from .report import entry, markdown, mean_std, takeaways, with_reference
-from .runner import Context, make_context, model_costs, run_ablation, run_method
+from .report import entry, markdown, mean_std, takeaways, with_reference, with_vs_kd
+from .runner import Context, make_context, model_costs, run_ablation, run_method, run_reference
 
 __all__ = ["BenchConfig", "BenchConfigError", "METHODS", "ABLATIONS", "SWEEP_BUDGETS", "default_config",
            "quick_config", "load_config", "run_benchmark", "load_results", "plan", "mean_std", "markdown", "takeaways"]
@@ -33,8 +34,9 @@ __all__ = ["BenchConfig", "BenchConfigError", "METHODS", "ABLATIONS", "SWEEP_BUD
 
 def plan(cfg: BenchConfig) -> list[tuple[str, float, str, int]]:
     """Every run the benchmark needs, in order: ``(part, budget, name, seed)`` with part "methods",
-    "ablations" or "sweep". Sweep runs that the main table already has are left out."""
+    "references", "ablations" or "sweep". Sweep runs that the main table already has are left out."""
     tasks = [("methods", cfg.budget, m, s) for m in cfg.methods for s in cfg.seeds]
+    tasks += [("references", cfg.budget, r, s) for r in cfg.references for s in cfg.seeds]
     tasks += [("ablations", cfg.budget, a, s) for a in cfg.ablations for s in cfg.seeds]
     done = {(b, m, s) for _, b, m, s in tasks if _ == "methods"}
     for b in cfg.sweep_budgets:
@@ -70,13 +72,16 @@ def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, writ
     summary = main.splits.summary()
     t = main.teacher_info
     result = {
-        "variant": cfg.variant, "complete": False, "budget": float(cfg.budget), "seeds": list(cfg.seeds),
+        "variant": cfg.variant, "regime": cfg.regime, "complete": False, "budget": float(cfg.budget),
+        "seeds": list(cfg.seeds),
         "epochs": cfg.epochs, "views": cfg.views, "config": cfg.as_dict(), "quick_data": kdlab_config.quick(),
         "dataset": {"name": Path(summary.pop("root")).name, **summary},
         "teacher": {"protocol": cfg.protocol, "acc": t["test_top1"], "best_epoch_acc": t.get("best_epoch_test_top1"),
                     "params": costs["teacher"]["params"], "flops": costs["teacher"]["flops"],
                     "latency_ms": costs["teacher"]["latency_ms"], "train_seconds": t.get("train_seconds"),
-                    "epochs": t.get("epochs"), "model": cfg.teacher_model},
+                    "epochs": t.get("epochs"), "model": cfg.teacher_model,
+                    # videos the student treats as unlabelled whose labels trained the teacher (0: no leak)
+                    "unlabelled_labels_seen": len(leaked_videos(main.teacher, main.splits))},
         "student": costs["student"], "methods": {}, "ablations": {},
         "sweep": {"budgets": [float(b) for b in cfg.sweep_budgets], "seeds": list(cfg.seeds_for_sweep),
                   "teacher_acc": [None] * len(cfg.sweep_budgets), "methods": {}},
@@ -92,7 +97,7 @@ def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, writ
     for i, (part, budget, name, seed) in enumerate(tasks):
         bar.set_postfix_str(f"{name} @ {budget:g}% seed {seed}")
         ctx = context(budget)
-        run = (run_ablation if part == "ablations" else run_method)(cfg, ctx, name, seed)
+        run = {"ablations": run_ablation, "references": run_reference}.get(part, run_method)(cfg, ctx, name, seed)
         runs[(part, budget, name, seed)] = run
         bar.update(1)
         nxt = tasks[i + 1] if i + 1 < len(tasks) else None
@@ -118,6 +123,10 @@ def _record(result: dict, cfg: BenchConfig, runs: dict, contexts: dict, costs: d
     if part == "methods":
         seeds = list(cfg.seeds)
         result["methods"][name] = entry([runs[("methods", budget, name, s)] for s in seeds], seeds, student)
+        result["methods"] = with_vs_kd(result["methods"])
+    elif part == "references":
+        seeds = list(cfg.seeds)
+        result[name] = entry([runs[("references", budget, name, s)] for s in seeds], seeds, student)
     elif part == "ablations":
         seeds = list(cfg.seeds)
         record = entry([runs[("ablations", budget, name, s)] for s in seeds], seeds, student)

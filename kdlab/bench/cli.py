@@ -1,6 +1,7 @@
 """``kdlab bench``: the benchmark from the command line (wired into :mod:`kdlab.cli`).
 
-    kdlab bench [--data PATH] [--config FILE.toml] [--quick] [--out FILE.json] [--no-plots]
+    kdlab bench [--regime discriminative|easy] [--data PATH] [--config FILE.toml] [--quick] [--out FILE.json]
+                [--no-plots]
 
 Runs (or resumes) the benchmark and writes the JSON, the Markdown report beside it and the plots
 (``<stem>-flops.png``, ``-budgets.png``, ``-ablations.png``). A configuration error (an unknown
@@ -10,6 +11,8 @@ method, ablation or setting) is a :class:`kdlab.cli.UsageError`: one line, exit 
 from __future__ import annotations
 
 import argparse
+
+from kdlab.bench.config import MAIN_REGIME, REGIMES
 
 
 def _cmd_bench(args) -> int:
@@ -23,7 +26,8 @@ def _cmd_bench(args) -> int:
         if not Path(args.data).is_dir():
             raise UsageError(f"dataset folder {args.data} does not exist")
     try:
-        cfg = load_config(args.config, quick=True if args.quick else None, data=args.data, out=args.out)
+        cfg = load_config(args.config, quick=True if args.quick else None, regime=args.regime, data=args.data,
+                          out=args.out)
     except BenchConfigError as exc:
         raise UsageError(str(exc)) from None
     result = run_benchmark(cfg, progress=True)
@@ -32,7 +36,7 @@ def _cmd_bench(args) -> int:
         from kdlab.viz.bench import save_plots
 
         save_plots(result, out.parent, stem=out.stem)
-    print(f"benchmark ({cfg.variant} variant): {len(result['methods'])} methods, {len(result['ablations'])} "
+    print(f"benchmark ({cfg.variant} variant, regime {cfg.regime}): {len(result['methods'])} methods, {len(result['ablations'])} "
           f"ablations, {len(result['sweep']['methods'])} swept methods in {result['wall_s']:.0f} s -> {out} "
           f"and {out.with_suffix('.md').name}")
     return 0
@@ -45,6 +49,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
         description="Run (or resume: finished runs are loaded from runs/) the benchmark: every method at the "
                     "configured label budget over several seeds, the budget sweep and the SKD ablations. Writes "
                     "results/benchmark.json, .md and plots (the quick variant: results/benchmark-quick.*).")
+    bench.add_argument("--regime", choices=list(REGIMES),
+                       help=f"the named regime (default: {MAIN_REGIME}; 'easy' writes results/benchmark-easy.*)")
     bench.add_argument("--data", help="dataset folder in the UCF101/HMDB51 layout (default: the generated one)")
     bench.add_argument("--config", help="TOML file with BenchConfig settings (top level or a [bench] table)")
     bench.add_argument("--quick", action="store_true", help="the quick variant (also under KDLAB_QUICK=1)")

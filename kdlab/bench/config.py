@@ -40,12 +40,29 @@ ABLATIONS = {
     "no_teacher_cache": ("no_cascade", "teacher cache off: the teacher runs on every batch (same views)"),
 }
 
+#: Reference points reported beside the methods (:func:`kdlab.bench.runner.run_reference`).
+REFERENCES = ("student_all_labels", "scratch_same_steps")
+
 SWEEP_BUDGETS = (1.0, 5.0, 10.0, 20.0, 50.0)
 
 #: SKD as the benchmark runs it (options of :class:`kdlab.distill.Distillation`): the library's
 #: SKD_DEFAULTS with the KD preset's label/logit balance (0.1 / 0.9, notebook 05), so that SKD
 #: differs from KD by its substage terms, its schedule and the refined pseudo-labels.
 SKD_OPTIONS = {"label_weight": 0.1, "logit_weight": 0.9}
+
+
+#: The named regimes of ``make bench`` (README, "Benchmark"). ``discriminative`` is the main
+#: table: a small training pool, chosen by ``make regimes`` (``results/regimes.json``) because the
+#: teacher's labels alone no longer carry the student there, and the methods' tuned settings
+#: (``make tune``, ``results/tuning.json``). ``easy`` is the control: every training video in the
+#: pool, where the teacher's pseudo-labels alone nearly reach the teacher and the methods cannot
+#: differ (fewer seeds and methods, to keep both regimes within an hour on 2 cores).
+REGIMES: dict[str, dict] = {
+    "discriminative": dict(pool=20, epochs=20, seeds=(0, 1, 2, 3, 4), sweep_budgets=(5.0, 10.0, 20.0, 50.0)),
+    "easy": dict(pool=None, epochs=8, seeds=(0, 1, 2), methods=("scratch", "scratch_pseudo", "kd", "skd"),
+                 ablations=("no_cascade",), sweep_budgets=()),
+}
+MAIN_REGIME = "discriminative"
 
 
 class BenchConfigError(ValueError):
@@ -70,8 +87,11 @@ class BenchConfig:
     skd: options of the SKD objective. "skd" runs through the cascade teacher -> assistant(s) ->
         student with ``cascade_steps`` assistants (0: directly), on refined pseudo-labels that are
         re-refined after every rung (:func:`kdlab.cascade.cascade`).
+    method_options: per-method overrides of the presets of :data:`kdlab.distill.METHODS` (e.g.
+        ``{"kd": {"kd_temperature": 2.0}}``); ``takd`` and ``dgkd`` use ``kd``'s.
     pseudo: refinement settings (:func:`kdlab.pseudo.refine` keys) for skd and scratch_pseudo.
-    frames, size: clip shape. variant: "default" or "quick" (reported). out: the JSON path
+    frames, size: clip shape. pool: training-pool videos per class (None: every training video;
+        :class:`kdlab.experiment.DataConfig`). variant: "default" or "quick" (reported). out: the JSON path
         (None: ``results/benchmark.json``, ``results/benchmark-quick.json`` for the quick variant).
     """
 
@@ -85,17 +105,21 @@ class BenchConfig:
     teacher: str | None = None
     teacher_epochs: int | None = None
     methods: tuple[str, ...] = METHODS
+    references: tuple[str, ...] = REFERENCES
     ablations: tuple[str, ...] = tuple(ABLATIONS)
     sweep_budgets: tuple[float, ...] = SWEEP_BUDGETS
     sweep_methods: tuple[str, ...] = ("scratch", "kd", "skd")
     sweep_seeds: tuple[int, ...] | None = (0,)
     skd: dict = field(default_factory=lambda: dict(SKD_OPTIONS))
+    method_options: dict = field(default_factory=dict)
     cascade_steps: int = 1
     teacher_model: str = "teacher"
     student_model: str = "student"
     pseudo: dict = field(default_factory=dict)
     frames: int = 8
     size: int = 32
+    pool: int | None = None
+    regime: str = "custom"
     variant: str = "default"
     out: str | None = None
 
@@ -114,7 +138,12 @@ class BenchConfig:
     def out_path(self) -> Path:
         if self.out:
             return Path(self.out)
-        name = "benchmark-quick.json" if self.variant == "quick" else "benchmark.json"
+        if self.variant == "quick":
+            name = "benchmark-quick.json"
+        elif self.regime in REGIMES and self.regime != MAIN_REGIME:
+            name = f"benchmark-{self.regime}.json"
+        else:
+            name = "benchmark.json"
         return kdlab_config.project_root() / "results" / name
 
     def replace(self, **changes) -> "BenchConfig":
@@ -137,6 +166,8 @@ class BenchConfig:
         unknown("method", self.methods, METHODS)
         unknown("sweep method", self.sweep_methods, METHODS)
         unknown("ablation", self.ablations, tuple(ABLATIONS))
+        unknown("reference", self.references, REFERENCES)
+        unknown("method in method_options", tuple(self.method_options), METHODS)
         if self.teacher is not None and self.teacher not in PROTOCOLS:
             raise BenchConfigError(f"unknown teacher protocol {self.teacher!r}; valid: {', '.join(PROTOCOLS)}")
         if not self.seeds:
@@ -151,15 +182,17 @@ class BenchConfig:
             raise BenchConfigError(f"variant must be 'default' or 'quick', got {self.variant!r}")
 
 
-def default_config(**changes) -> BenchConfig:
-    """The full benchmark (``make bench``)."""
-    return BenchConfig(**changes)
+def default_config(regime: str = MAIN_REGIME, **changes) -> BenchConfig:
+    """The full benchmark of one named regime of :data:`REGIMES` (``make bench`` runs both)."""
+    if regime not in REGIMES:
+        raise BenchConfigError(f"unknown regime {regime!r}; valid: {', '.join(REGIMES)}")
+    return BenchConfig(**{**REGIMES[regime], "regime": regime, **changes})
 
 
 def quick_config(**changes) -> BenchConfig:
     """The quick variant: the same schema, a few methods, two seeds, short training (CI, notebook 07)."""
     settings = dict(
-        variant="quick", seeds=(0, 1), epochs=4, teacher_epochs=None,
+        variant="quick", regime=MAIN_REGIME, pool=REGIMES[MAIN_REGIME]["pool"], seeds=(0, 1), epochs=4, teacher_epochs=None,
         methods=("scratch", "scratch_pseudo", "kd", "skd"),
         ablations=("no_cascade", "raw_pseudo_labels"),
         sweep_budgets=(5.0, 10.0, 20.0), sweep_methods=("scratch", "kd"), sweep_seeds=(0,),
@@ -167,10 +200,11 @@ def quick_config(**changes) -> BenchConfig:
     return BenchConfig(**{**settings, **changes})
 
 
-_TUPLES = {"seeds", "methods", "ablations", "sweep_budgets", "sweep_methods", "sweep_seeds"}
+_TUPLES = {"seeds", "methods", "references", "ablations", "sweep_budgets", "sweep_methods", "sweep_seeds"}
 
 
-def load_config(path: str | Path | None = None, *, quick: bool | None = None, **overrides) -> BenchConfig:
+def load_config(path: str | Path | None = None, *, quick: bool | None = None, regime: str | None = None,
+                **overrides) -> BenchConfig:
     """The variant (``quick``; None: ``KDLAB_QUICK``) updated with a TOML file's keys (top level or
     a ``[bench]`` table; keys are :class:`BenchConfig` fields) and then with ``overrides``.
 
@@ -190,4 +224,6 @@ def load_config(path: str | Path | None = None, *, quick: bool | None = None, **
         value = settings[key]
         if value is not None:
             settings[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    return (quick_config if quick else default_config)(**settings)
+    if quick:
+        return quick_config(**settings)
+    return default_config(regime or settings.pop("regime", MAIN_REGIME), **settings)

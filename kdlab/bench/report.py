@@ -5,8 +5,10 @@
     {"variant", "complete", "budget", "seeds", "epochs", "views", "config", "dataset",
      "teacher":  {"protocol", "acc", "best_epoch_acc", "params", "flops", "latency_ms", "train_seconds"},
      "student":  {"model", "params", "flops", "latency_ms"},
-     "methods":   {name: ENTRY},
-     "ablations": {name: ENTRY + {"reference", "change", "delta"}},
+     "regime":    the named regime of kdlab.bench.config.REGIMES ("discriminative", "easy", ...),
+     "student_all_labels", "scratch_same_steps": ENTRY   # reference points, kdlab.bench.runner
+     "methods":   {name: ENTRY + {"vs_kd": COMPARISON}},
+     "ablations": {name: ENTRY + {"reference", "change", "delta", "ci95", "verdict"}},
      "sweep":     {"budgets", "seeds", "teacher_acc": [...], "methods": {name: [ENTRY + {"budget"}, ...]}},
      "pseudo_labels": {"coverage", "accuracy", ...},   # the teacher's refined labels (measured only)
      "wall_s", "torch", "threads", "date"}
@@ -16,7 +18,9 @@
 
 ``acc`` is the last epoch's test accuracy; ``best_epoch_acc`` the test accuracy of the epoch with
 the best *validation* accuracy (never a checkpoint picked on test). ``std`` is the sample standard
-deviation over seeds (``numpy.std(acc, ddof=1)``; 0 for one seed).
+deviation over seeds (``numpy.std(acc, ddof=1)``; 0 for one seed). ``COMPARISON = {"diff", "ci95",
+"verdict", "seeds"}``: the mean of the per-seed differences to the reference (points), its 95 %
+paired-bootstrap interval and the reading of that interval (:mod:`kdlab.bench.stats`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from kdlab.bench.config import ABLATIONS
+from kdlab.bench.stats import compare
 
 STD_DDOF = 1
 
@@ -53,12 +58,21 @@ def entry(runs: Sequence, seeds: Sequence[int], costs: dict) -> dict:
 
 
 def with_reference(name: str, record: dict, references: dict[str, dict]) -> dict:
-    """An ablation record with ``reference`` (the entry it differs from), ``change`` and ``delta``
-    (its mean minus the reference's mean, in points; None when the reference did not run)."""
+    """An ablation record with ``reference`` (the entry it differs from), ``change``, ``delta``
+    (its mean minus the reference's mean, in points), and ``ci95`` and ``verdict`` of the paired
+    difference over the seeds (all None when the reference did not run)."""
     ref, change = ABLATIONS[name]
     other = references.get(ref)
+    paired = compare(record, other) if other else None
     delta = record["mean"] - other["mean"] if other else None
-    return {**record, "reference": ref, "change": change, "delta": delta}
+    return {**record, "reference": ref, "change": change, "delta": delta,
+            "ci95": paired["ci95"] if paired else None, "verdict": paired["verdict"] if paired else None}
+
+
+def with_vs_kd(methods: dict[str, dict]) -> dict[str, dict]:
+    """Every method record with ``vs_kd``: the paired comparison with ``kd`` (None until kd ran)."""
+    kd = methods.get("kd")
+    return {name: {**e, "vs_kd": compare(e, kd) if kd else None} for name, e in methods.items()}
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -67,6 +81,11 @@ def _pm(e: dict) -> str:
     if len(e.get("acc", ())) == 1:  # one seed has no spread: a "± 0.0" would claim one
         return f"{e['mean']:.1f}"
     return f"{e['mean']:.1f} ± {e['std']:.1f}"
+
+
+def _pool(result: dict) -> str:
+    pool = result.get("dataset", {}).get("pool")
+    return "every training video" if pool is None else f"{pool} videos per class"
 
 
 def _num(x, fmt: str = ".1f") -> str:
@@ -83,7 +102,8 @@ def markdown(result: dict) -> str:
         f"Written by `kdlab bench` ({'`--quick`, ' if result['variant'] == 'quick' else ''}"
         f"{'quick-mode data, ' if result.get('quick_data') else ''}dataset `{result['dataset']['name']}`). "
         f"Label budget {result['budget']:g} %, seeds {seeds}, {result['epochs']} epochs per student, "
-        f"{result['views']} fixed views per video. Teacher protocol `{t['protocol']}` (the same teacher for "
+        f"{result['views']} fixed views per video. Regime `{result.get('regime', '–')}` (training pool: "
+        f"{_pool(result)}). Teacher protocol `{t['protocol']}` (the same teacher for "
         f"every method). Accuracy is test top-1 in % after the **last** epoch, mean ± sample std over seeds; "
         f"*best-val epoch* is the test accuracy of the epoch with the best validation accuracy. "
         f"Time is training time per run (cascades: all rungs).",
@@ -92,22 +112,39 @@ def markdown(result: dict) -> str:
         lines += ["", "**Quick variant**: few methods, seeds and epochs on small data, to check that the pipeline "
                   "works. Its numbers are not the benchmark's; `make bench` writes `results/benchmark.json`."]
     lines += ["", "## Methods", "",
-              "| method | top-1 (%) | per seed | best-val epoch | params | MFLOPs | CPU latency (ms) | train s / run |",
-              "|---|---:|---|---:|---:|---:|---:|---:|",
-              f"| teacher | {_num(t['acc'])} | – | {_num(t.get('best_epoch_acc'))} | {t['params']:,} | "
+              "*vs KD*: the mean of the per-seed differences to KD (points) with its 95 % paired-bootstrap "
+              "interval; *reading*: better or worse only when the interval excludes zero.", "",
+              "| method | top-1 (%) | per seed | vs KD [95 % CI] | reading | best-val epoch | params | MFLOPs | "
+              "CPU latency (ms) | train s / run |",
+              "|---|---:|---|---:|---|---:|---:|---:|---:|---:|",
+              f"| teacher | {_num(t['acc'])} | – | – | – | {_num(t.get('best_epoch_acc'))} | {t['params']:,} | "
               f"{t['flops'] / 1e6:.1f} | {_num(t.get('latency_ms'), '.2f')} | {_num(t.get('train_seconds'), '.0f')} |"]
     for name, e in result["methods"].items():
-        lines.append(f"| {name} | {_pm(e)} | {', '.join(f'{a:.1f}' for a in e['acc'])} | {e['best_epoch_mean']:.1f} | "
+        c = e.get("vs_kd")
+        reading = "–" if c is None or name == "kd" or c.get("seeds", 0) < 2 else c["verdict"]
+        lines.append(f"| {name} | {_pm(e)} | {', '.join(f'{a:.1f}' for a in e['acc'])} | "
+                     f"{'–' if name == 'kd' else _ci(c)} | {reading} | {e['best_epoch_mean']:.1f} | "
                      f"{e['params']:,} | {e['flops'] / 1e6:.1f} | {_num(e['latency_ms'], '.2f')} | "
                      f"{e['train_seconds_mean']:.0f} |")
+    refs = [(n, result[n]) for n in ("student_all_labels", "scratch_same_steps") if result.get(n)]
+    if refs:
+        lines += ["", "Reference points (no teacher): `student_all_labels` is the student trained on every label of "
+                  "the pool (its capacity); `scratch_same_steps` is scratch on the labelled budget repeated to the "
+                  "same optimiser steps as a distillation run (`scratch` passes the unlabelled videos through "
+                  "the loop and so visits its labelled clips less often).", "",
+                  "| reference | top-1 (%) | per seed |", "|---|---:|---|"]
+        lines += [f"| {n} | {_pm(e)} | {', '.join(f'{a:.1f}' for a in e['acc'])} |" for n, e in refs]
     if result.get("ablations"):
         lines += ["", "## SKD ablations", "",
                   "Each row switches one part off the run named in *vs* (`no_cascade` is the full method "
                   "without its cascade; the others switch one more part off `no_cascade`).", "",
-                  "| ablation | what changes | top-1 (%) | vs | Δ (points) | train s / run |", "|---|---|---:|---|---:|---:|"]
+                  "| ablation | what changes | top-1 (%) | vs | Δ [95 % CI] | reading | train s / run |",
+                  "|---|---|---:|---|---:|---|---:|"]
         for name, e in result["ablations"].items():
-            delta = "–" if e["delta"] is None else f"{e['delta']:+.1f}"
-            lines.append(f"| {name} | {e['change']} | {_pm(e)} | {e['reference']} | {delta} | "
+            paired = None if e["delta"] is None else {"diff": e["delta"], "ci95": e.get("ci95") or [e["delta"]] * 2,
+                                                      "seeds": len(e["acc"])}
+            reading = "–" if paired is None or len(e["acc"]) < 2 else e.get("verdict") or "–"
+            lines.append(f"| {name} | {e['change']} | {_pm(e)} | {e['reference']} | {_ci(paired)} | {reading} | "
                          f"{e['train_seconds_mean']:.0f} |")
     sweep = result.get("sweep") or {}
     if sweep.get("methods"):
@@ -133,65 +170,74 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def takeaways(result: dict) -> list[str]:
-    """Plain sentences computed from the numbers: where SKD wins, where it does not, by how much.
+def _ci(c: dict | None) -> str:
+    if c is None:
+        return "–"
+    lo, hi = c["ci95"]
+    if c.get("seeds", 2) < 2:
+        return f"{c['diff']:+.1f}"
+    return f"{c['diff']:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
-    A difference counts as *clear* only when it exceeds the larger of the two standard deviations
-    (with one seed, nothing is clear).
-    """
+
+def takeaways(result: dict) -> list[str]:
+    """Plain sentences computed from the numbers. A difference is called "better" or "worse" only
+    when its 95 % paired-bootstrap interval excludes zero (:mod:`kdlab.bench.stats`), never from the
+    means alone; with one seed nothing is called either."""
     methods = result.get("methods", {})
     out = []
     if not methods:
         return ["no method finished yet"]
-
-    def clear(a: dict, b: dict) -> bool:
-        return len(a["acc"]) > 1 and len(b["acc"]) > 1 and abs(a["mean"] - b["mean"]) > max(a["std"], b["std"])
-
+    several = len(result.get("seeds", ())) > 1
+    teacher = result["teacher"]["acc"]
     ranked = sorted(methods.items(), key=lambda kv: kv[1]["mean"], reverse=True)
     best_name, best = ranked[0]
-    out.append(f"Best student: `{best_name}` at {_pm(best)} %; the teacher is at {result['teacher']['acc']:.1f} %.")
-    if "skd" in methods:
-        skd = methods["skd"]
-        others = [(n, e) for n, e in ranked if n != "skd"]
-        if others:
-            top_name, top = others[0]
-            diff = skd["mean"] - top["mean"]
-            if diff > 0:
-                verdict = "clearly" if clear(skd, top) else "but within the seed spread of"
-                out.append(f"SKD ({_pm(skd)} %) is ahead of the best other method `{top_name}` ({_pm(top)} %) by "
-                           f"{diff:.1f} points, {verdict}{' ahead' if verdict == 'clearly' else ' it'}.")
-            else:
-                verdict = "clearly behind" if clear(skd, top) else "within the seed spread"
-                out.append(f"SKD ({_pm(skd)} %) does not beat `{top_name}` ({_pm(top)} %): {diff:+.1f} points, "
-                           f"{verdict}.")
-            beaten = [n for n, e in others if e["mean"] < skd["mean"] and clear(skd, e)]
-            if beaten:
-                out.append(f"SKD is clearly ahead of: {', '.join(f'`{n}`' for n in beaten)}.")
-        if "kd" in methods:
-            d = skd["mean"] - methods["kd"]["mean"]
-            out.append(f"SKD vs plain KD: {d:+.1f} points"
-                       f"{' (clear)' if clear(skd, methods['kd']) else ' (within the seed spread)'}.")
+    out.append(f"Highest mean: `{best_name}` at {_pm(best)} %; the teacher is at {teacher:.1f} %.")
+    everyone = result.get("student_all_labels")
+    if everyone:
+        out.append(f"The student trained on every label of the pool reaches {_pm(everyone)} % "
+                   f"({everyone['mean'] - teacher:+.1f} points from the teacher): "
+                   + ("a real capacity gap." if everyone["mean"] <= teacher - 10 else
+                      "its capacity is not what holds it back."))
+    if "kd" in methods and several:
+        groups: dict[str, list[str]] = {"better": [], "worse": [], "not distinguishable": []}
+        for name, e in methods.items():
+            if name != "kd" and e.get("vs_kd"):
+                groups[e["vs_kd"]["verdict"]].append(f"`{name}` {_ci(e['vs_kd'])}")
+        kd = methods["kd"]
+        for word, names in groups.items():
+            if names:
+                out.append(f"Against plain KD ({_pm(kd)} %), {word} (paired difference, 95 % CI): {', '.join(names)}.")
+        if "skd" in methods and methods["skd"].get("vs_kd"):
+            c = methods["skd"]["vs_kd"]
+            out.append(f"SKD vs KD: {_ci(c)} points, {c['verdict']}.")
+    elif "kd" in methods:
+        out.append("One seed: no method is called better or worse than KD (no interval to read).")
+    same_steps = result.get("scratch_same_steps")
     if "scratch" in methods:
         s = methods["scratch"]
-        gains = {n: e["mean"] - s["mean"] for n, e in methods.items() if n != "scratch"}
-        if gains:
-            top = max(gains, key=gains.get)
-            if gains[top] > 0:
-                out.append(f"All methods see the same labels, so a gain over scratch ({s['mean']:.1f} %) comes from "
-                           f"the unlabelled videos; the largest is `{top}`, {gains[top]:+.1f} points.")
-            else:
-                out.append(f"No method beats scratch ({s['mean']:.1f} %): the unlabelled videos did not help here.")
+        line = f"Scratch on the labelled budget: {_pm(s)} % at the same epochs"
+        if same_steps:
+            line += f", {_pm(same_steps)} % with the budget repeated to the same optimiser steps"
+        if "kd" in methods:
+            base = max([s, same_steps] if same_steps else [s], key=lambda e: e["mean"])
+            line += f"; KD is {methods['kd']['mean'] - base['mean']:+.1f} points above the stronger scratch"
+        out.append(line + ".")
+    if "scratch_pseudo" in methods:
+        sp = methods["scratch_pseudo"]
+        out.append(f"The teacher's refined pseudo-labels alone (`scratch_pseudo`) give {_pm(sp)} %, "
+                   f"{sp['mean'] - teacher:+.1f} points from the teacher: "
+                   + ("they carry the student nearly all the way." if sp["mean"] > teacher - 5 else
+                      "they leave room for what the other methods add."))
     abl = result.get("ablations", {})
-    parts = [(n, e["delta"]) for n, e in abl.items() if e.get("delta") is not None and n != "no_teacher_cache"]
+    parts = [(n, e) for n, e in abl.items() if e.get("delta") is not None and n != "no_teacher_cache"]
     if parts:
-        text = ", ".join(f"`{n}` {d:+.1f}" for n, d in parts)
-        worst = min(parts, key=lambda x: x[1])
-        if worst[1] < 0:
-            text += f" points; the largest drop comes from `{worst[0]}`"
-            text += " (every change is within 2 points)" if all(abs(d) < 2 for _, d in parts) else ""
+        if several:
+            text = "; ".join(f"`{n}` {e['delta']:+.1f} [{e['ci95'][0]:+.1f}, {e['ci95'][1]:+.1f}] "
+                             f"({'no difference shown' if e['verdict'] == 'not distinguishable' else e['verdict'] + ' without the part'})"
+                             for n, e in parts)
         else:
-            text += " points; switching a part off never lowered the mean accuracy here"
-        out.append(f"Ablations (change in points when the part is off): {text}.")
+            text = "; ".join(f"`{n}` {e['delta']:+.1f}" for n, e in parts)
+        out.append(f"Ablations (points when the part is switched off, 95 % CI): {text}.")
     if "no_teacher_cache" in abl and abl["no_teacher_cache"].get("reference") in abl:
         ref = abl[abl["no_teacher_cache"]["reference"]]
         off = abl["no_teacher_cache"]

@@ -17,17 +17,28 @@ skd                 the full method: the cascade (chain) with the SKD objective 
                     pseudo-labels, re-refined after every rung
 ablations           the same cascade call with one part switched off (:data:`ABLATIONS`)
 ==================  ==================================================================================
+
+Two reference points that are not methods (:data:`REFERENCES`, :func:`run_reference`):
+
+==================  ==================================================================================
+student_all_labels  the student trained on *every* label of the pool (no teacher): its capacity
+scratch_same_steps  scratch on the labelled budget alone, the budget repeated so that an epoch has
+                    as many optimiser steps as a distillation epoch on the whole pool (``scratch``
+                    passes the unlabelled videos through the loop, so its labelled clips are visited
+                    pool/budget times less often)
+==================  ==================================================================================
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from kdlab.bench.config import BenchConfig
+from kdlab.bench.config import REFERENCES, BenchConfig
 from kdlab.experiment import DataConfig, Splits, get_teacher
 from kdlab.models import SPECS, efficiency
 from kdlab.pseudo.recipe import pseudo_label_digest, summary, teacher_pseudo_labels, with_pseudo_labels
@@ -58,6 +69,7 @@ class Run:
     best_epoch_acc: float      # test top-1 (%) of the best-on-validation epoch
     train_seconds: float       # training time (every rung of a cascade), as measured when it trained
     params: int
+    val: float | None = None   # validation top-1 (%) after the last epoch (what tuning selects on)
 
 
 @dataclass
@@ -83,7 +95,7 @@ class Context:
 
 def make_context(cfg: BenchConfig, budget: float, progress: bool = False) -> Context:
     """Splits of ``budget`` and the teacher of the configured protocol, trained once (run cache)."""
-    data = DataConfig(root=cfg.data, frames=cfg.frames, size=cfg.size, budget=float(budget))
+    data = DataConfig(root=cfg.data, frames=cfg.frames, size=cfg.size, budget=float(budget), pool=cfg.pool)
     splits = Splits(data, progress=progress)
     teacher, info = get_teacher(cfg.protocol, splits, model=cfg.teacher_model, epochs=cfg.teacher_epochs,
                                 progress=progress)
@@ -109,12 +121,13 @@ def _cascade(cfg: BenchConfig, ctx: Context, seed: int, *, mode: str, method: st
                      pseudo_settings=settings if pseudo else None, progress=progress, **options)
     info = result.final_info
     seconds = sum(float(r.get("train_seconds") or 0.0) for r in result.rungs if r.get("trained", True))
-    return Run(info["test_top1"], info["best_epoch_test_top1"], seconds, int(info["params"]))
+    return Run(info["test_top1"], info["best_epoch_test_top1"], seconds, int(info["params"]), info.get("val_top1"))
 
 
 def _distill(cfg: BenchConfig, method: str, splits: Splits, teacher, seed: int, progress: bool, **options) -> Run:
     _, info = distill_student(method, splits, teacher, seed=seed, progress=progress, **_recipe(cfg), **options)
-    return Run(info["test_top1"], info["best_epoch_test_top1"], float(info["train_seconds"]), int(info["params"]))
+    return Run(info["test_top1"], info["best_epoch_test_top1"], float(info["train_seconds"]), int(info["params"]),
+               info.get("val_top1"))
 
 
 def run_method(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: bool = False) -> Run:
@@ -125,11 +138,41 @@ def run_method(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: b
                         sample_weights=pl.weights, key={"pseudo_labels": pseudo_label_digest(pl)})
     if name in ("takd", "dgkd"):
         return _cascade(cfg, ctx, seed, mode="chain" if name == "takd" else "dense", method="kd",
-                        steps=max(1, cfg.cascade_steps), pseudo=False, progress=progress)
+                        steps=max(1, cfg.cascade_steps), pseudo=False, progress=progress,
+                        **cfg.method_options.get("kd", {}))
     if name == "skd":
         return _cascade(cfg, ctx, seed, mode="chain", method="skd", steps=cfg.cascade_steps, pseudo=True,
                         progress=progress, **cfg.skd)
-    return _distill(cfg, name, ctx.splits, ctx.teacher, seed, progress)
+    return _distill(cfg, name, ctx.splits, ctx.teacher, seed, progress, **cfg.method_options.get(name, {}))
+
+
+def labels_repeated(splits: Splits, times: int) -> Splits:
+    """A copy of ``splits`` whose weak set is the labelled budget alone, each video listed ``times``
+    times (so an epoch has ``times`` as many clips), and no unlabelled video."""
+    out = copy.copy(splits)
+    out.labelled = [i for i in splits.labelled for _ in range(times)]
+    out.unlabelled = []
+    return out
+
+
+def all_labels(splits: Splits) -> Splits:
+    """A copy of ``splits`` in which every pool video is labelled (the student's upper bound)."""
+    out = copy.copy(splits)
+    out.labelled = sorted(splits.labelled + splits.unlabelled)
+    out.unlabelled = []
+    return out
+
+
+def run_reference(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: bool = False) -> Run:
+    """Train (or load) a reference student of :data:`REFERENCES` for one seed (no teacher)."""
+    splits = ctx.splits
+    if name == "student_all_labels":
+        return _distill(cfg, "scratch", all_labels(splits), None, seed, progress)
+    if name == "scratch_same_steps":
+        pool = len(splits.labelled) + len(splits.unlabelled)
+        times = max(1, round(pool / len(splits.labelled)))
+        return _distill(cfg, "scratch", labels_repeated(splits, times), None, seed, progress)
+    raise ValueError(f"unknown reference {name!r}; valid: {', '.join(REFERENCES)}")
 
 
 def run_ablation(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: bool = False) -> Run:
@@ -160,5 +203,5 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - tic
 
 
-__all__ = ["Run", "Context", "make_context", "run_method", "run_ablation", "model_costs", "RAW_PSEUDO",
-           "ABLATION_CHANGES", "timed"]
+__all__ = ["Run", "Context", "make_context", "run_method", "run_ablation", "run_reference", "model_costs",
+           "RAW_PSEUDO", "ABLATION_CHANGES", "REFERENCES", "labels_repeated", "all_labels", "timed"]

@@ -19,7 +19,7 @@ from .errors import ErrorLog, VideoError
 from .splits import read_split
 
 
-def _per_class_order(labels: Sequence[int], seed: int, salt: int = 0) -> dict[int, list[int]]:
+def per_class_order(labels: Sequence[int], seed: int, salt: int = 0) -> dict[int, list[int]]:
     """For each class, the positions of its samples in a seeded random order."""
     labels = np.asarray(labels, dtype=np.int64)
     order = {}
@@ -39,7 +39,7 @@ def choose_budget(labels: Sequence[int], percent: float, seed: int = 0, fold: in
     if not 0 < percent <= 100:
         raise ValueError(f"percent must be in (0, 100], got {percent}")
     chosen = []
-    for c, members in _per_class_order(labels, seed, salt=fold).items():
+    for c, members in per_class_order(labels, seed, salt=fold).items():
         k = max(1, int(round(percent / 100 * len(members))))
         chosen.extend(members[:k])
     return sorted(chosen)
@@ -90,7 +90,7 @@ def train_val_split(labels: Sequence[int], val_fraction: float = 0.1, seed: int 
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     val = []
-    for c, members in _per_class_order(labels, seed, salt=7919).items():
+    for c, members in per_class_order(labels, seed, salt=7919).items():
         k = int(round(val_fraction * len(members)))
         if val_fraction > 0 and len(members) >= 2:
             k = min(max(k, 1), len(members) - 1)

@@ -25,6 +25,7 @@ import hashlib
 import torch
 from torch.utils.data import Subset
 
+from ..protocol import check_teacher
 from .ensemble import predict
 from .refine import fit_temperature, refine
 from .result import PseudoLabels
@@ -38,7 +39,7 @@ REFINE_DEFAULTS = dict(clips=2, tau=0.9, quantile=0.5, knn=10, alpha=0.3, correc
 
 
 def teacher_pseudo_labels(teacher: torch.nn.Module, splits, weak: WeakLabels | None = None, *, refined: bool = True,
-                          progress: bool = False, **settings) -> PseudoLabels:
+                          progress: bool = False, allow_label_leak: bool = False, **settings) -> PseudoLabels:
     """Pseudo-labels for every training video outside validation, from ``teacher``.
 
     Args:
@@ -50,7 +51,10 @@ def teacher_pseudo_labels(teacher: torch.nn.Module, splits, weak: WeakLabels | N
         refined: True: notebook 02's refinement with :data:`REFINE_DEFAULTS` updated by
             ``settings`` (any :func:`refine` argument, and ``clips``). False: the raw argmax of
             one identity clip for every unlabelled video, weight 1, given labels kept.
+        allow_label_leak: do not warn when the teacher saw the labels of the unlabelled videos
+            (:func:`kdlab.protocol.check_teacher`).
     """
+    check_teacher(teacher, splits, allow_label_leak=allow_label_leak, what="pseudo-labelling")
     weak = weak if weak is not None else WeakLabels.from_splits(splits)
     videos = Subset(splits.train_eval, splits.labelled + splits.unlabelled)
     if not refined:

@@ -1,0 +1,119 @@
+"""Tune SKD and the strongest baselines on validation, with the same budget of trials each (``make tune``).
+
+Every tuned method gets :data:`TRIALS` trials in the benchmark's main regime (seed 0): the first is
+the method's preset (what ``make bench`` would run untuned), the others are drawn without
+replacement, with a fixed random seed, from the method's grid in :data:`SPACES`. Each trial is
+one student trained through the run cache (a rerun loads it); the trial with the best
+**validation** top-1 after the last epoch wins (ties: the earlier trial). The test split is
+recorded for every trial but chooses nothing.
+
+Writes ``results/tuning.json`` (every trial) and ``results/tuning.md`` (the table). The winners
+are copied by hand into the regime's settings (:data:`kdlab.bench.config.REGIMES`), so that the
+benchmark runs every method as tuned here; this script is not part of ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import itertools
+import json
+import random
+import time
+
+from kdlab import config as kdlab_config
+from kdlab.bench import load_config
+from kdlab.bench.config import SKD_OPTIONS
+from kdlab.bench.runner import make_context, run_method
+from kdlab.distill import Distillation
+from kdlab.distill.methods import method_options
+from kdlab.models import build_model
+from kdlab.io import atomic_write_text
+from kdlab.progress import tqdm
+
+TRIALS = 6
+SEED = 0
+
+
+def _grid(**axes) -> list[dict]:
+    keys = list(axes)
+    return [dict(zip(keys, values)) for values in itertools.product(*axes.values())]
+
+
+#: The search space of each method: options of its preset (:data:`kdlab.distill.METHODS`), and for
+#: SKD also ``cascade_steps`` (0: teacher -> student directly, 1: one assistant).
+SPACES = {
+    "kd": _grid(kd_temperature=[1.0, 2.0, 4.0, 8.0], logit_weight=[0.5, 0.9, 1.0],
+                label_weight=[0.1, 0.5, 1.0]),
+    "fitnet": _grid(feature_weight=[1.0, 10.0, 30.0, 100.0, 300.0, 1000.0], label_weight=[0.5, 1.0]),
+    "dkd": _grid(dkd_beta=[1.0, 2.0, 4.0, 8.0], kd_temperature=[1.0, 4.0], logit_weight=[0.5, 1.0]),
+    "skd": _grid(feature_weight=[0.03, 0.1, 0.3, 1.0], tau=[0.05, 0.1, 0.3], fd_kind=["channel_softmax", "gaussian"],
+                 cascade_steps=[0, 1]),
+}
+
+
+def trials_for(method: str, preset: dict) -> list[dict]:
+    """The preset first, then ``TRIALS - 1`` distinct grid points (seeded)."""
+    others = [t for t in SPACES[method] if t != preset]
+    return [preset, *random.Random(f"{SEED}-{method}").sample(others, TRIALS - 1)]
+
+
+def preset(method: str, cfg, ctx) -> dict:
+    """The untuned values of the method's tuned options (preset, else :class:`Distillation`'s default)."""
+    student = build_model(cfg.student_model, ctx.splits.num_classes)
+    options = method_options(method, ctx.teacher, student)
+    if method == "skd":
+        options = {**options, **cfg.skd, "cascade_steps": cfg.cascade_steps}
+    defaults = {k: p.default for k, p in inspect.signature(Distillation.__init__).parameters.items()}
+    return {k: options.get(k, defaults.get(k)) for k in SPACES[method][0]}
+
+
+def run_trial(cfg, ctx, method: str, trial: dict) -> dict:
+    options = dict(trial)
+    if method == "skd":
+        steps = options.pop("cascade_steps")
+        trial_cfg = cfg.replace(skd={**cfg.skd, **options}, cascade_steps=steps)
+    else:
+        trial_cfg = cfg.replace(method_options={**cfg.method_options, method: options})
+    run = run_method(trial_cfg, ctx, method, SEED)
+    return {"options": trial, "val": run.val, "test": run.acc, "train_seconds": round(run.train_seconds, 1)}
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Tuning on validation (`make tune`)", "",
+             f"Regime `{result['regime']}`, seed {SEED}, {TRIALS} trials per method (the first is the preset). "
+             "The trial with the best validation top-1 (last epoch) is chosen; test top-1 is shown for "
+             "information only and chose nothing.", ""]
+    for method, rows in result["methods"].items():
+        lines += [f"## {method}", "", "| trial | options | val top-1 | test top-1 | chosen |", "|---:|---|---:|---:|---|"]
+        for i, r in enumerate(rows["trials"]):
+            opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
+            lines.append(f"| {i} | {opts} | {r['val']:.1f} | {r['test']:.1f} | {'**yes**' if i == rows['chosen'] else ''} |")
+        lines.append("")
+    lines.append(f"Wall time: {result['wall_s']:.0f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--methods", nargs="*", default=list(SPACES))
+    parser.add_argument("--out", default=str(kdlab_config.project_root() / "results" / "tuning.json"))
+    args = parser.parse_args()
+    # Untuned: the presets, SKD as the benchmark runs it before tuning, one assistant.
+    cfg = load_config(quick=False, seeds=(SEED,)).replace(method_options={}, skd=dict(SKD_OPTIONS), cascade_steps=1)
+    ctx = make_context(cfg, cfg.budget)
+    tic = time.perf_counter()
+    result = {"regime": cfg.regime, "trials": TRIALS, "seed": SEED, "methods": {}, "wall_s": 0.0}
+    for method in args.methods:
+        trials = trials_for(method, preset(method, cfg, ctx))
+        rows = [run_trial(cfg, ctx, method, t) for t in tqdm(trials, desc=method)]
+        chosen = max(range(len(rows)), key=lambda i: (rows[i]["val"], -i))
+        result["methods"][method] = {"trials": rows, "chosen": chosen, "options": rows[chosen]["options"]}
+        result["wall_s"] = time.perf_counter() - tic
+        print(method, "->", rows[chosen]["options"], f"val {rows[chosen]['val']:.1f}", flush=True)
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+        atomic_write_text(args.out.replace(".json", ".md"), markdown(result))
+
+
+if __name__ == "__main__":
+    main()
