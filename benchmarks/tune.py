@@ -18,8 +18,13 @@ import argparse
 import inspect
 import itertools
 import json
+import multiprocessing
+import os
 import random
 import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
 
 from kdlab import config as kdlab_config
 from kdlab.bench import load_config
@@ -69,6 +74,7 @@ def preset(method: str, cfg, ctx) -> dict:
 
 
 def run_trial(cfg, ctx, method: str, trial: dict) -> dict:
+    """Train (or load) one trial's student (seed :data:`SEED`) and return its numbers."""
     options = dict(trial)
     if method == "skd":
         steps = options.pop("cascade_steps")
@@ -98,21 +104,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="*", default=list(SPACES))
     parser.add_argument("--out", default=str(kdlab_config.project_root() / "results" / "tuning.json"))
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trials trained at once, in separate processes sharing the run cache (each gets "
+                             "cpu_count / jobs threads); the numbers do not depend on it")
     args = parser.parse_args()
     # Untuned: the presets, SKD as the benchmark runs it before tuning, one assistant.
     cfg = load_config(quick=False, seeds=(SEED,)).replace(method_options={}, skd=dict(SKD_OPTIONS), cascade_steps=1)
     ctx = make_context(cfg, cfg.budget)
     tic = time.perf_counter()
     result = {"regime": cfg.regime, "trials": TRIALS, "seed": SEED, "methods": {}, "wall_s": 0.0}
+    tasks = [(method, i, t) for method in args.methods for i, t in enumerate(trials_for(method, preset(method, cfg, ctx)))]
+    if args.jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            rows = list(tqdm(pool.map(_worker, [(cfg, m, t) for m, _, t in tasks]), total=len(tasks), desc="trials"))
+    else:
+        rows = [run_trial(cfg, ctx, m, t) for m, _, t in tqdm(tasks, desc="trials")]
     for method in args.methods:
-        trials = trials_for(method, preset(method, cfg, ctx))
-        rows = [run_trial(cfg, ctx, method, t) for t in tqdm(trials, desc=method)]
-        chosen = max(range(len(rows)), key=lambda i: (rows[i]["val"], -i))
-        result["methods"][method] = {"trials": rows, "chosen": chosen, "options": rows[chosen]["options"]}
-        result["wall_s"] = time.perf_counter() - tic
-        print(method, "->", rows[chosen]["options"], f"val {rows[chosen]['val']:.1f}", flush=True)
-        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-        atomic_write_text(args.out.replace(".json", ".md"), markdown(result))
+        mine = [r for (m, _, _), r in zip(tasks, rows) if m == method]
+        chosen = max(range(len(mine)), key=lambda i: (mine[i]["val"], -i))
+        result["methods"][method] = {"trials": mine, "chosen": chosen, "options": mine[chosen]["options"]}
+        print(method, "->", mine[chosen]["options"], f"val {mine[chosen]['val']:.1f}", flush=True)
+    result["wall_s"] = time.perf_counter() - tic
+    result["machine"] = {"cpus": os.cpu_count(), "jobs": args.jobs, "torch": torch.__version__}
+    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.out.replace(".json", ".md"), markdown(result))
+
+
+def _worker(job) -> dict:
+    cfg, method, trial = job
+    return run_trial(cfg, make_context(cfg, cfg.budget), method, trial)
 
 
 if __name__ == "__main__":

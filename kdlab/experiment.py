@@ -21,6 +21,7 @@ The test split is only for reporting.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections import Counter
@@ -150,6 +151,20 @@ class Splits:
     def val_set(self) -> Dataset:
         return Subset(self.train_eval, self.val)
 
+    # -- other label settings over the same pool ----------------------------------------------
+    def with_all_labels(self) -> "Splits":
+        """A copy in which every pool video is labelled: the student's upper bound (its capacity)."""
+        out = copy.copy(self)
+        out.labelled, out.unlabelled = sorted(self.labelled + self.unlabelled), []
+        return out
+
+    def labelled_only(self, repeat: int = 1) -> "Splits":
+        """A copy whose weak set is the labelled budget alone, each video listed ``repeat`` times
+        (so that an epoch can take as many optimiser steps as an epoch over the whole pool)."""
+        out = copy.copy(self)
+        out.labelled, out.unlabelled = [i for i in self.labelled for _ in range(repeat)], []
+        return out
+
     def summary(self) -> dict:
         return {"root": str(self.root), "classes": self.num_classes, "train": len(self.labels),
                 "labelled": len(self.labelled), "unlabelled": len(self.unlabelled), "val": len(self.val),
@@ -236,7 +251,9 @@ def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: s
         net, info = train_classifier(model, splits.labelled_set(), splits, kind="teacher-labelled", epochs=epochs,
                                      seed=seed, progress=progress)
     else:
-        source_cfg = dataclasses.replace(splits.cfg, root=str(default_dataset(domain="source")), budget=100.0)
+        # the whole source corpus, whatever the target's pool: pre-training is not the weak setting
+        source_cfg = dataclasses.replace(splits.cfg, root=str(default_dataset(domain="source")), budget=100.0,
+                                         pool=None)
         source = Splits(source_cfg, progress=progress)
         pre, pre_info = train_classifier(model, source.all_labels_set(), source, kind="teacher-source",
                                          epochs=default_epochs("pretrain"), seed=seed, progress=progress)

@@ -31,7 +31,7 @@ def result(tiny, tmp_path_factory):
                       methods=["scratch", "scratch_pseudo", "kd", "skd"],
                       ablations=["no_cascade", "joint_schedule"], sweep_budgets=[20, 50], sweep_methods=["scratch"],
                       skd={"schedule": "joint", "label_weight": 0.1, "logit_weight": 0.9, "probe_size": 8},
-                      out=str(out))
+                      out=str(out)).replace(pool=None)  # the tiny set has fewer videos than a pool
     first = run_benchmark(cfg, progress=False)
     again = run_benchmark(cfg, progress=False)  # every run is loaded from the run cache now
     mp.undo()
@@ -42,7 +42,19 @@ def test_the_quick_variant_writes_json_that_matches_the_schema(result):
     cfg, out, _, again, _ = result
     stored = json.loads(out.read_text())
     assert stored == json.loads(json.dumps(again))  # the last run wrote it
-    assert stored["variant"] == "quick" and stored["complete"] is True
+    assert stored["variant"] == "quick" and stored["complete"] is True and stored["regime"] == "discriminative"
+    assert stored["teacher"]["unlabelled_labels_seen"] == 0  # the teacher never saw an unlabelled video's label
+    for name in ("student_all_labels", "scratch_same_steps"):
+        assert len(stored[name]["acc"]) == 2 and stored[name]["mean"] == pytest.approx(np.mean(stored[name]["acc"]))
+    kd = stored["methods"]["kd"]["acc"]
+    for name, e in stored["methods"].items():
+        diffs = np.subtract(e["acc"], kd)
+        assert e["vs_kd"]["diff"] == pytest.approx(diffs.mean())
+        assert diffs.min() - 1e-9 <= e["vs_kd"]["ci95"][0] <= e["vs_kd"]["ci95"][1] <= diffs.max() + 1e-9
+    for name, e in stored["ablations"].items():
+        ref = {**stored["methods"], **stored["ablations"]}[e["reference"]]["acc"]
+        diffs = np.subtract(e["acc"], ref)
+        assert diffs.min() - 1e-9 <= e["ci95"][0] <= e["ci95"][1] <= diffs.max() + 1e-9
     assert stored["budget"] == cfg.budget == 10.0
     assert stored["seeds"] == [0, 1]
     assert set(stored["teacher"]) >= {"protocol", "acc", "params", "flops"} and stored["teacher"]["protocol"] == "labelled"
@@ -101,7 +113,9 @@ def test_variants_and_plan():
     assert quick_config().out_path().name == "benchmark-quick.json"  # never overwrites the full results
     assert load_config(quick=False).out_path().name == "benchmark.json"
     full = load_config(quick=False)
-    assert full.protocol == "pretrained" and full.seeds == (0, 1, 2)
+    assert full.protocol == "pretrained" and full.seeds == (0, 1, 2, 3, 4) and full.regime == "discriminative"
+    easy = load_config(quick=False, regime="easy")
+    assert easy.pool is None and easy.out_path().name == "benchmark-easy.json" and len(easy.seeds) >= 3
     assert set(full.methods) >= {"scratch", "scratch_pseudo", "kd", "takd", "dgkd", "skd"}
     tasks = plan(full)
     assert ("methods", 10.0, "skd", 2) in tasks

@@ -96,3 +96,24 @@ def test_no_notebook_teaches_with_a_teacher_that_saw_the_unlabelled_labels(noteb
     protocols = re.findall(r"get_teacher\(\s*[\"'](\w+)[\"']", code)
     if "allow_label_leak=True" not in code:
         assert "all" not in protocols, f"{notebook.name} distils from get_teacher('all')"
+
+
+def test_the_pretrained_teacher_pretrains_on_the_whole_source_corpus_whatever_the_target_pool(tmp_path, monkeypatch):
+    """A target pool (the benchmark's small-pool regime) must not shrink the *source* corpus."""
+    import kdlab.experiment as experiment
+    from kdlab.experiment import DataConfig, Splits
+
+    monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "data"))
+    source_root = experiment.default_dataset(domain="source", progress=False)
+    seen = {}
+
+    def fake_train(model_name, train_set, splits, *, kind, **kwargs):
+        seen[kind] = (splits, len(train_set))
+        return build_model("student", splits.num_classes), {"test_top1": 0.0, "epochs": 1, "labels_seen": None}
+
+    monkeypatch.setattr(experiment, "train_classifier", fake_train)
+    target = Splits(DataConfig(root=str(source_root), pool=5), progress=False)  # any dataset with a pool
+    get_teacher("pretrained", target, progress=False)
+    source, n = seen["teacher-source"]
+    assert source.cfg.pool is None and n == len(source.labelled) + len(source.unlabelled) > 10 * 5
+    assert seen["teacher-pretrained"][1] == len(target.labelled)

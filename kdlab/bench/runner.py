@@ -31,7 +31,6 @@ scratch_same_steps  scratch on the labelled budget alone, the budget repeated so
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -146,32 +145,15 @@ def run_method(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: b
     return _distill(cfg, name, ctx.splits, ctx.teacher, seed, progress, **cfg.method_options.get(name, {}))
 
 
-def labels_repeated(splits: Splits, times: int) -> Splits:
-    """A copy of ``splits`` whose weak set is the labelled budget alone, each video listed ``times``
-    times (so an epoch has ``times`` as many clips), and no unlabelled video."""
-    out = copy.copy(splits)
-    out.labelled = [i for i in splits.labelled for _ in range(times)]
-    out.unlabelled = []
-    return out
-
-
-def all_labels(splits: Splits) -> Splits:
-    """A copy of ``splits`` in which every pool video is labelled (the student's upper bound)."""
-    out = copy.copy(splits)
-    out.labelled = sorted(splits.labelled + splits.unlabelled)
-    out.unlabelled = []
-    return out
-
-
 def run_reference(cfg: BenchConfig, ctx: Context, name: str, seed: int, progress: bool = False) -> Run:
     """Train (or load) a reference student of :data:`REFERENCES` for one seed (no teacher)."""
     splits = ctx.splits
     if name == "student_all_labels":
-        return _distill(cfg, "scratch", all_labels(splits), None, seed, progress)
+        return _distill(cfg, "scratch", splits.with_all_labels(), None, seed, progress)
     if name == "scratch_same_steps":
         pool = len(splits.labelled) + len(splits.unlabelled)
         times = max(1, round(pool / len(splits.labelled)))
-        return _distill(cfg, "scratch", labels_repeated(splits, times), None, seed, progress)
+        return _distill(cfg, "scratch", splits.labelled_only(repeat=times), None, seed, progress)
     raise ValueError(f"unknown reference {name!r}; valid: {', '.join(REFERENCES)}")
 
 
@@ -204,4 +186,4 @@ def timed(fn, *args, **kwargs):
 
 
 __all__ = ["Run", "Context", "make_context", "run_method", "run_ablation", "run_reference", "model_costs",
-           "RAW_PSEUDO", "ABLATION_CHANGES", "REFERENCES", "labels_repeated", "all_labels", "timed"]
+           "RAW_PSEUDO", "ABLATION_CHANGES", "REFERENCES", "timed"]
