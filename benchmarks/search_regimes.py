@@ -40,11 +40,11 @@ SETTINGS = [
     {"pool": 45, "epochs": 12},
     {"pool": 30, "epochs": 16},
     {"pool": 20, "epochs": 20},
+    {"pool": None, "epochs": 8, "student_model": "student-small"},
+    {"pool": 30, "epochs": 16, "student_model": "student-small"},
+    {"pool": 30, "epochs": 16, "budget": 20.0},
     {"pool": 20, "epochs": 40},
     {"pool": 10, "epochs": 30},
-    {"pool": 20, "epochs": 20, "budget": 20.0},
-    {"pool": 20, "epochs": 20, "student_model": "student-small"},
-    {"pool": None, "epochs": 8, "student_model": "student-small"},
 ]
 
 CRITERIA = ("teacher >= 85", "student_all_labels <= teacher - 10", "kd >= scratch_same_steps + 15",

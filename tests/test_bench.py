@@ -120,7 +120,7 @@ def test_variants_and_plan():
     tasks = plan(full)
     assert ("methods", 10.0, "skd", 2) in tasks
     assert not any(p == "sweep" and b == 10.0 for p, b, _, _ in tasks)  # the main table already has them
-    assert {b for p, b, _, _ in tasks if p == "sweep"} == {1.0, 5.0, 20.0, 50.0}
+    assert {b for p, b, _, _ in tasks if p == "sweep"} == set(full.sweep_budgets) - {full.budget} != set()
     assert load_config(quick=False, data="/somewhere/UCF101").protocol == "all"
 
 
@@ -136,3 +136,17 @@ def test_markdown_shows_a_spread_only_where_there_are_several_seeds(result):
     sweep = sweep.split("\n## ")[0]
     assert "| scratch | " in methods and "±" in methods.split("| scratch | ")[1].splitlines()[0]
     assert "| scratch | " in sweep and "±" not in sweep  # one seed: no "± 0.0" pretending to be a spread
+
+
+def test_parallel_jobs_fill_the_run_cache_that_a_single_job_then_reads(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
+    cfg = load_config(quick=True, data=str(tiny), teacher="labelled", teacher_epochs=1, epochs=1, seeds=[0],
+                      methods=["scratch", "kd"], references=["scratch_same_steps"], ablations=[],
+                      sweep_budgets=[], out=str(tmp_path / "bench.json")).replace(pool=None)
+    parallel = run_benchmark(cfg, progress=False, jobs=2)
+    single = run_benchmark(cfg, progress=False, jobs=1)
+    for name in ("scratch", "kd"):
+        assert single["methods"][name]["acc"] == parallel["methods"][name]["acc"]
+        assert single["methods"][name]["train_seconds"] == parallel["methods"][name]["train_seconds"]  # loaded
+    assert single["scratch_same_steps"]["acc"] == parallel["scratch_same_steps"]["acc"]
+    assert len(list((tmp_path / "runs").glob("distill-*"))) == 3  # scratch, kd, scratch_same_steps: once each

@@ -25,6 +25,7 @@ from kdlab.progress import tqdm
 from kdlab.protocol import leaked_videos
 
 from .config import ABLATIONS, METHODS, SWEEP_BUDGETS, BenchConfig, BenchConfigError, default_config, load_config, quick_config
+from .parallel import train_in_parallel
 from .report import entry, markdown, mean_std, takeaways, with_reference, with_vs_kd
 from .runner import Context, make_context, model_costs, run_ablation, run_method, run_reference
 
@@ -54,10 +55,13 @@ def _write(result: dict, cfg: BenchConfig) -> Path:
     return out
 
 
-def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, write: bool = True) -> dict:
+def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, write: bool = True, jobs: int = 1) -> dict:
     """Run (or resume) the benchmark of ``cfg`` (default: :func:`load_config`, i.e. quick under
     ``KDLAB_QUICK=1``); returns the result dict and, with ``write``, writes it to ``cfg.out_path()``
-    (JSON) and beside it ``.md``, after every finished entry (``"complete": false`` until the end)."""
+    (JSON) and beside it ``.md``, after every finished entry (``"complete": false`` until the end).
+
+    ``jobs > 1`` first trains every run in that many processes (:mod:`kdlab.bench.parallel`); the
+    results are the same as with one job."""
     cfg = cfg or load_config()
     tic = time.perf_counter()
     contexts: dict[float, Context] = {}
@@ -92,6 +96,10 @@ def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, writ
         result["pseudo_labels"] = main.pseudo_summary(cfg)
 
     tasks = plan(cfg)
+    if jobs > 1:
+        for budget in {b for _, b, _, _ in tasks}:
+            context(budget)
+        train_in_parallel(cfg, tasks, contexts, jobs, progress=progress)
     runs: dict[tuple[str, float, str, int], object] = {}
     bar = tqdm(total=len(tasks), desc=f"benchmark ({cfg.variant})", disable=not progress)
     for i, (part, budget, name, seed) in enumerate(tasks):

@@ -30,7 +30,9 @@ def _cmd_bench(args) -> int:
                           out=args.out)
     except BenchConfigError as exc:
         raise UsageError(str(exc)) from None
-    result = run_benchmark(cfg, progress=True)
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    result = run_benchmark(cfg, progress=True, jobs=args.jobs)
     out = cfg.out_path()
     if not args.no_plots:
         from kdlab.viz.bench import save_plots
@@ -55,6 +57,8 @@ def add_bench_parser(sub) -> argparse.ArgumentParser:
     bench.add_argument("--config", help="TOML file with BenchConfig settings (top level or a [bench] table)")
     bench.add_argument("--quick", action="store_true", help="the quick variant (also under KDLAB_QUICK=1)")
     bench.add_argument("--out", help="JSON path (default: results/benchmark.json or benchmark-quick.json)")
+    bench.add_argument("--jobs", type=int, default=1,
+                       help="runs trained at once in separate processes (each cpu_count/jobs threads); same results")
     bench.add_argument("--no-plots", dest="no_plots", action="store_true", help="skip the PNG plots")
     bench.set_defaults(func=_cmd_bench)
     return bench
