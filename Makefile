@@ -49,9 +49,10 @@ bench-tap: $(STAMP)
 ## The benchmark: the discriminative regime (every method x 5 seeds, the budget sweep, the SKD ablations)
 ## -> results/benchmark.{json,md,png}, then the easy control -> results/benchmark-easy.*.
 ## Resumes: finished runs are loaded from runs/. bench-quick: the small variant -> results/benchmark-quick.*
+BENCH_JOBS ?= 2
 bench: $(STAMP)
-	$(VENV)/bin/kdlab bench --regime discriminative
-	$(VENV)/bin/kdlab bench --regime easy
+	$(VENV)/bin/kdlab bench --regime discriminative --jobs $(BENCH_JOBS)
+	$(VENV)/bin/kdlab bench --regime easy --jobs $(BENCH_JOBS)
 
 ## The search that chose the discriminative regime -> results/regimes.json
 regimes: $(STAMP)

@@ -22,7 +22,7 @@ import multiprocessing
 import os
 import random
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
@@ -53,7 +53,7 @@ SPACES = {
     "fitnet": _grid(feature_weight=[1.0, 10.0, 30.0, 100.0, 300.0, 1000.0], label_weight=[0.5, 1.0]),
     "dkd": _grid(dkd_beta=[1.0, 2.0, 4.0, 8.0], kd_temperature=[1.0, 4.0], logit_weight=[0.5, 1.0]),
     "skd": _grid(feature_weight=[0.03, 0.1, 0.3, 1.0], tau=[0.05, 0.1, 0.3], fd_kind=["channel_softmax", "gaussian"],
-                 cascade_steps=[0, 1]),
+                 label_weight=[0.1, 0.5, 1.0], cascade_steps=[0, 1]),
 }
 
 
@@ -78,7 +78,7 @@ def run_trial(cfg, ctx, method: str, trial: dict) -> dict:
     options = dict(trial)
     if method == "skd":
         steps = options.pop("cascade_steps")
-        trial_cfg = cfg.replace(skd={**cfg.skd, **options}, cascade_steps=steps)
+        trial_cfg = cfg.replace(skd={**cfg.skd, **options}, cascade_steps=steps, ablations=())
     else:
         trial_cfg = cfg.replace(method_options={**cfg.method_options, method: options})
     run = run_method(trial_cfg, ctx, method, SEED)
@@ -93,6 +93,9 @@ def markdown(result: dict) -> str:
     for method, rows in result["methods"].items():
         lines += [f"## {method}", "", "| trial | options | val top-1 | test top-1 | chosen |", "|---:|---|---:|---:|---|"]
         for i, r in enumerate(rows["trials"]):
+            if r is None:
+                lines.append(f"| {i} | (not run) | – | – | |")
+                continue
             opts = ", ".join(f"{k}={v}" for k, v in r["options"].items())
             lines.append(f"| {i} | {opts} | {r['val']:.1f} | {r['test']:.1f} | {'**yes**' if i == rows['chosen'] else ''} |")
         lines.append("")
@@ -107,29 +110,45 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1,
                         help="trials trained at once, in separate processes sharing the run cache (each gets "
                              "cpu_count / jobs threads); the numbers do not depend on it")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per process")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     # Untuned: the presets, SKD as the benchmark runs it before tuning, one assistant.
     cfg = load_config(quick=False, seeds=(SEED,)).replace(method_options={}, skd=dict(SKD_OPTIONS), cascade_steps=1)
     ctx = make_context(cfg, cfg.budget)
     tic = time.perf_counter()
     result = {"regime": cfg.regime, "trials": TRIALS, "seed": SEED, "methods": {}, "wall_s": 0.0}
     tasks = [(method, i, t) for method in args.methods for i, t in enumerate(trials_for(method, preset(method, cfg, ctx)))]
+    rows: dict[int, dict] = {}
+
+    def record(k: int, row: dict) -> None:  # written after every trial, so an interrupted run keeps its trials
+        rows[k] = row
+        for method in args.methods:
+            mine = [rows.get(k) for k, (m, _, _) in enumerate(tasks) if m == method]
+            done = [i for i, r in enumerate(mine) if r is not None]
+            if not done:
+                continue
+            chosen = max(done, key=lambda i: (mine[i]["val"], -i))
+            result["methods"][method] = {"trials": mine, "chosen": chosen, "options": mine[chosen]["options"],
+                                         "complete": len(done) == len(mine)}
+        result["wall_s"] = time.perf_counter() - tic
+        result["machine"] = {"cpus": os.cpu_count(), "jobs": args.jobs, "torch": torch.__version__}
+        atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
+        atomic_write_text(args.out.replace(".json", ".md"), markdown(result))
+
     if args.jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            rows = list(tqdm(pool.map(_worker, [(cfg, m, t) for m, _, t in tasks]), total=len(tasks), desc="trials"))
+            futures = {pool.submit(_worker, (cfg, m, t)): k for k, (m, _, t) in enumerate(tasks)}
+            for done in tqdm(as_completed(futures), total=len(tasks), desc="trials"):
+                record(futures[done], done.result())
     else:
-        rows = [run_trial(cfg, ctx, m, t) for m, _, t in tqdm(tasks, desc="trials")]
-    for method in args.methods:
-        mine = [r for (m, _, _), r in zip(tasks, rows) if m == method]
-        chosen = max(range(len(mine)), key=lambda i: (mine[i]["val"], -i))
-        result["methods"][method] = {"trials": mine, "chosen": chosen, "options": mine[chosen]["options"]}
-        print(method, "->", mine[chosen]["options"], f"val {mine[chosen]['val']:.1f}", flush=True)
-    result["wall_s"] = time.perf_counter() - tic
-    result["machine"] = {"cpus": os.cpu_count(), "jobs": args.jobs, "torch": torch.__version__}
-    atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
-    atomic_write_text(args.out.replace(".json", ".md"), markdown(result))
+        for k, (m, _, t) in enumerate(tqdm(tasks, desc="trials")):
+            record(k, run_trial(cfg, ctx, m, t))
+    for method, r in result["methods"].items():
+        print(method, "->", r["options"], f"val {r['trials'][r['chosen']]['val']:.1f}", flush=True)
 
 
 def _worker(job) -> dict:
