@@ -45,7 +45,6 @@ SETTINGS = [
     {"pool": None, "epochs": 8, "student_model": "student-small"},
     {"pool": 30, "epochs": 16, "student_model": "student-small"},
     {"pool": 30, "epochs": 16, "budget": 20.0},
-    {"pool": 20, "epochs": 40},
     {"pool": 10, "epochs": 30},
 ]
 

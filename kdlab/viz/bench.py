@@ -1,4 +1,5 @@
-"""Plots of a benchmark result (:mod:`kdlab.bench`): accuracy vs FLOPs, budget curves, ablation bars.
+"""Plots of a benchmark result (:mod:`kdlab.bench`): accuracy vs FLOPs, budget curves, paired
+differences to KD and ablation bars with 95 % intervals.
 
 Each function takes the result dict (as stored in ``results/benchmark.json``) and an optional
 axis, and returns the figure. :func:`save_plots` writes all three as PNGs beside the JSON.
@@ -11,7 +12,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_accuracy_flops", "plot_budget_curves", "plot_ablations", "save_plots"]
+__all__ = ["plot_accuracy_flops", "plot_budget_curves", "plot_ablations", "plot_vs_kd", "save_plots"]
 
 
 def _axis(ax, size):
@@ -71,31 +72,64 @@ def plot_budget_curves(result: dict, ax=None):
     return fig
 
 
-def plot_ablations(result: dict, ax=None):
-    """Each ablation's change in test top-1 against the run it differs from (points, ± its std)."""
-    fig, ax = _axis(ax, (6.5, 0.5 + 0.45 * max(1, len(result.get("ablations", {})))))
-    abl = {n: e for n, e in result.get("ablations", {}).items() if e.get("delta") is not None}
-    names = list(abl)
-    deltas = [abl[n]["delta"] for n in names]
-    errs = [abl[n]["std"] for n in names]
-    colors = ["tab:red" if d < 0 else "tab:green" for d in deltas]
-    ax.barh(names, deltas, xerr=errs, color=colors, capsize=3)
+def _ci_bars(ax, names: list[str], diffs: list[float], cis: list, helped_when_negative: bool) -> None:
+    """Horizontal bars of paired differences with 95 % CI whiskers, coloured by what the interval
+    says: green where the compared part or method helps, red where it hurts, grey where the
+    interval includes zero."""
+    lo = [d - c[0] if c else 0.0 for d, c in zip(diffs, cis)]
+    hi = [c[1] - d if c else 0.0 for d, c in zip(diffs, cis)]
+    colors = []
+    for c in cis:
+        if c is None or c[0] <= 0 <= c[1]:
+            colors.append("tab:grey")
+        else:
+            helps = (c[1] < 0) == helped_when_negative
+            colors.append("tab:green" if helps else "tab:red")
+    ax.barh(names, diffs, xerr=[lo, hi], color=colors, capsize=3)
     ax.axvline(0, color="k", lw=1)
-    for y, (n, d) in enumerate(zip(names, deltas)):
-        ax.annotate(f"{d:+.1f} vs {abl[n]['reference']}", (d, y), xytext=(4 if d >= 0 else -4, 0),
-                    textcoords="offset points", ha="left" if d >= 0 else "right", va="center", fontsize=8)
+    for y, (d, c) in enumerate(zip(diffs, cis)):
+        text = f"{d:+.1f}" + (f" [{c[0]:+.1f}, {c[1]:+.1f}]" if c else "")
+        ax.annotate(text, (d, y), xytext=(4 if d >= 0 else -4, 0), textcoords="offset points",
+                    ha="left" if d >= 0 else "right", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("change in test top-1 (points) when the part is switched off")
+
+
+def plot_vs_kd(result: dict, ax=None):
+    """Every method's paired difference to plain KD (points, mean over seeds) with its 95 % bootstrap
+    interval: green bars are reliably better than KD, red reliably worse, grey not distinguishable."""
+    methods = {n: e for n, e in result.get("methods", {}).items() if e.get("vs_kd") and n != "kd"}
+    fig, ax = _axis(ax, (7, 0.6 + 0.42 * max(1, len(methods))))
+    names = sorted(methods, key=lambda n: methods[n]["vs_kd"]["diff"], reverse=True)
+    _ci_bars(ax, names, [methods[n]["vs_kd"]["diff"] for n in names], [methods[n]["vs_kd"]["ci95"] for n in names],
+             helped_when_negative=False)
+    ax.set_xlabel("test top-1 minus KD's, same seeds (points), 95 % CI")
+    ax.set_title(f"against plain KD ({result['methods']['kd']['mean']:.1f} %), {len(result['seeds'])} seeds"
+                 if "kd" in result.get("methods", {}) else "against plain KD")
+    return fig
+
+
+def plot_ablations(result: dict, ax=None):
+    """Each ablation's change in test top-1 against the run it differs from (points, paired over the
+    seeds, 95 % CI): a bar left of zero means the part that was switched off had helped (green when
+    the interval says so reliably, red when switching it off helped, grey when it cannot tell)."""
+    abl = {n: e for n, e in result.get("ablations", {}).items() if e.get("delta") is not None}
+    fig, ax = _axis(ax, (7, 0.6 + 0.45 * max(1, len(abl))))
+    names = list(abl)
+    _ci_bars(ax, [f"{n} (vs {abl[n]['reference']})" for n in names], [abl[n]["delta"] for n in names],
+             [abl[n].get("ci95") for n in names], helped_when_negative=True)
+    ax.set_xlabel("change in test top-1 (points) when the part is switched off, 95 % CI")
     ax.set_title("SKD ablations")
     return fig
 
 
 def save_plots(result: dict, folder: str | Path, stem: str = "benchmark") -> list[Path]:
-    """Write ``<stem>-flops.png``, ``<stem>-budgets.png`` and ``<stem>-ablations.png`` into ``folder``."""
+    """Write ``<stem>-flops.png``, ``-budgets.png``, ``-ablations.png`` and ``-vs-kd.png`` into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, fn in (("flops", plot_accuracy_flops), ("budgets", plot_budget_curves), ("ablations", plot_ablations)):
+    plots = (("flops", plot_accuracy_flops), ("budgets", plot_budget_curves), ("ablations", plot_ablations),
+             ("vs-kd", plot_vs_kd))
+    for suffix, fn in plots:
         fig = fn(result)
         path = folder / f"{stem}-{suffix}.png"
         fig.savefig(path, dpi=120, bbox_inches="tight")
