@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(the last rung of a cascade; the weights of the last epoch) alone, as ONNX "
                                         "or a torch.export program (.pt2), then run both on the run's test split and "
                                         "print and store the parity: the largest logit difference and the top-1 "
-                                        "agreement (<name>.parity.json beside the export).")
+                                        "agreement (<export>.parity.json beside the export).")
     export.add_argument("folder", help="the --out folder of a kdlab run")
     export.add_argument("--format", default="onnx", choices=FORMATS, help="onnx (needs pip install 'kdlab[export]') "
                                                                           "or pt2")

@@ -13,13 +13,14 @@ writes it as
 
 The parity check runs the PyTorch student and the export on every clip of the run's test split
 and reports the largest absolute logit difference and the top-1 agreement (percent); it is
-printed by the CLI and stored as ``<name>.parity.json`` beside the export.
+printed by the CLI and stored as ``<export>.parity.json`` beside the export (e.g.
+``student.onnx.parity.json``). Both files are written atomically.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from kdlab.io import atomic_write_text, load_checkpoint
+from kdlab.io import atomic_write_bytes, atomic_write_text, load_checkpoint
 from kdlab.models import count_parameters, model_from_arch
 from kdlab.runfolder import FolderError, locked
 
@@ -69,17 +70,6 @@ def find_student(folder: str | Path) -> tuple[nn.Module, dict]:
                           "size": int(data.get("size", 32))}
 
 
-def _write_via_temp(out: Path, write: Callable[[str], None]) -> None:
-    """``write(tmp_path)`` then rename into ``out``: an interrupted export leaves no half file."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _batch_dim() -> tuple[dict, ...]:
     return ({0: torch.export.Dim.DYNAMIC},)
 
@@ -91,9 +81,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> Callable[
     except ImportError as exc:
         raise ImportError(f"--format onnx needs onnx, onnxscript and onnxruntime: pip install 'kdlab[export]' "
                           f"({exc})") from None
-    program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=_batch_dim(),
+    program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=_batch_dim(), verbose=False,
                                 input_names=["clips"], output_names=["logits"])
-    _write_via_temp(out, program.save)
+    atomic_write_bytes(out, program.model_proto.SerializeToString())  # a student is far below protobuf's 2 GB
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     return lambda clips: torch.from_numpy(session.run(None, {"clips": clips.numpy()})[0])
 
@@ -101,7 +91,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, out: Path) -> Callable[
 def export_pt2(model: nn.Module, example: torch.Tensor, out: Path) -> Callable[[torch.Tensor], torch.Tensor]:
     """Write ``model`` as a ``torch.export`` program to ``out``; returns the reloaded program."""
     program = torch.export.export(model, (example,), dynamic_shapes=_batch_dim())
-    _write_via_temp(out, lambda path: torch.export.save(program, path))
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    atomic_write_bytes(out, buffer.getvalue())
     loaded = torch.export.load(str(out)).module()
     return lambda clips: loaded(clips).detach()
 
@@ -126,7 +118,7 @@ def parity(model: nn.Module, exported: Callable[[torch.Tensor], torch.Tensor], d
 def export_student(folder: str | Path, format: str = "onnx", out: str | Path | None = None,
                    progress: bool = False) -> dict:
     """Export the student of the run in ``folder`` (see the module docstring); returns the parity
-    record, also written to ``<out stem>.parity.json``. ``out`` defaults to
+    record, also written to ``<out>.parity.json``. ``out`` defaults to
     ``<folder>/export/student.<format>``. The run folder is locked meanwhile."""
     from kdlab.data import VideoFolder, default_dataset
 
@@ -143,5 +135,5 @@ def export_student(folder: str | Path, format: str = "onnx", out: str | Path | N
         record = {"format": format, "export": str(out), "checkpoint": where["checkpoint"],
                   "arch": getattr(model, "arch", {}), "params": count_parameters(model), "test_data": str(root),
                   **parity(model, exported, test)}
-        atomic_write_text(out.with_name(out.stem + ".parity.json"), json.dumps(record, indent=1))
+        atomic_write_text(out.with_name(out.name + ".parity.json"), json.dumps(record, indent=1))
     return record
