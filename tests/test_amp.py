@@ -9,15 +9,9 @@ import torch
 import kdlab.cascade as cascade_module
 import kdlab.recipes as recipes
 from kdlab.cascade import capacity_ladder, cascade
-from kdlab.models import build_model
 from kdlab.train import ResumeMismatchError, fit
 
-from toydata import MovingBar, tiny_splits, tiny_teacher
-
-
-def tiny_student():
-    torch.manual_seed(0)
-    return build_model("student", 2, widths=(4, 8, 8, 12), stem_width=4)
+from toydata import MovingBar, tiny_splits, tiny_student, tiny_teacher, tiny_videos
 
 
 def test_fit_with_amp_runs_in_bf16_and_learns(tmp_path):
@@ -79,12 +73,9 @@ def test_recipes_and_the_cascade_pass_amp_through(tmp_path, fit_kwargs):
 
 def test_the_cli_flag(tmp_path, monkeypatch):
     from kdlab.cli import main
-    from kdlab.data import generate_dataset
-
     monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("KDLAB_PROGRESS", "0")
-    root = generate_dataset(tmp_path / "sim", classes=["MoveLeft", "MoveRight"], train_per_class=6,
-                            test_per_class=1, frames=8, size=32, progress=False)
+    root = tiny_videos(tmp_path, train_per_class=6, test_per_class=1, classes=["MoveLeft", "MoveRight"])
     args = ["distill", "--data", str(root), "--method", "scratch", "--views", "0", "--epochs", "1",
             "--batch-size", "4", "--budget", "50"]
     assert main([*args, "--out", str(tmp_path / "amp"), "--amp"]) == 0

@@ -11,17 +11,17 @@ import sys
 import pytest
 
 from kdlab.cli import main
-from kdlab.data import generate_dataset
 from kdlab.io import DiskFullError, atomic_save, atomic_write_text, load_checkpoint
 from kdlab.runfolder import LOCK_FILE, clear_run, remove_stale
+
+from toydata import tiny_videos
 
 CLASSES = ["MoveLeft", "MoveRight", "Grow"]
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("clierr") / "sim", classes=CLASSES, train_per_class=6,
-                            test_per_class=2, frames=8, size=32, progress=False)
+    return tiny_videos(tmp_path_factory.mktemp("clierr"), train_per_class=6, classes=CLASSES)
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,11 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from kdlab.data import VideoFolder, generate_dataset
+from kdlab.data import VideoFolder
 from kdlab.models import build_model
 from kdlab.train import Supervised, evaluate, fit
 
-from toydata import MovingBar
+from toydata import MovingBar, tiny_videos
 
 
 def plain_xy(n: int, seed: int) -> TensorDataset:
@@ -75,8 +75,7 @@ def test_torchvision_models_keep_torchvision_state_dict_names(name):
 
 
 def test_videofolder_transforms(tmp_path):
-    root = generate_dataset(tmp_path / "sim", classes=["MoveLeft", "MoveRight"], train_per_class=2,
-                            test_per_class=1, frames=8, size=32, progress=False)
+    root = tiny_videos(tmp_path, train_per_class=2, test_per_class=1, classes=["MoveLeft", "MoveRight"])
     plain = VideoFolder(root, "train", frames=8, size=32, progress=False)
     shown = VideoFolder(root, "train", frames=8, size=32, progress=False, transform=lambda c: c[:, :4].flip(-1),
                         target_transform=lambda y: y + 10)

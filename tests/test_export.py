@@ -6,16 +6,17 @@ import pytest
 import torch
 
 from kdlab.cli import main
-from kdlab.data import VideoFolder, generate_dataset
+from kdlab.data import VideoFolder
 from kdlab.export import find_student
+
+from toydata import tiny_videos
 
 CLASSES = ["MoveLeft", "MoveRight", "Grow"]
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("export") / "sim", classes=CLASSES, train_per_class=4,
-                            test_per_class=3, frames=8, size=32, progress=False)
+    return tiny_videos(tmp_path_factory.mktemp("export"), train_per_class=4, test_per_class=3, classes=CLASSES)
 
 
 @pytest.fixture(scope="module")

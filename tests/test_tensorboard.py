@@ -8,7 +8,7 @@ from kdlab.models import build_model
 from kdlab.tblog import matrices
 from kdlab.train import fit
 
-from toydata import MovingBar
+from toydata import MovingBar, tiny_student, tiny_videos
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator",
                                         reason="the tensorboard package (a kdlab dependency) is not installed")
@@ -22,8 +22,7 @@ def read_back(log_dir):
 
 
 def test_every_scalar_of_every_epoch_is_logged(tmp_path):
-    torch.manual_seed(0)
-    model = build_model("student", 2, widths=(4, 8, 8, 12), stem_width=4)
+    model = tiny_student()
     history = fit(model, MovingBar(16), MovingBar(8, seed=1), epochs=2, batch_size=8, progress=False,
                   log_dir=tmp_path / "tb")
     scalars, _ = read_back(tmp_path / "tb")
@@ -34,9 +33,8 @@ def test_every_scalar_of_every_epoch_is_logged(tmp_path):
 
 
 def test_distillation_logs_its_terms_and_the_r_and_w_matrices(tmp_path):
-    torch.manual_seed(0)
+    student = tiny_student()
     teacher = build_model("teacher", 2, widths=(12, 16, 24, 32), stem_width=8)
-    student = build_model("student", 2, widths=(4, 8, 8, 12), stem_width=4)
     objective = Distillation(teacher, student, feature_loss="fd", pairing="cka_softmax", clip_shape=(3, 8, 16, 16),
                              probe=MovingBar(8))
     history = fit(student, MovingBar(16), objective=objective, epochs=2, batch_size=8, progress=False,
@@ -53,11 +51,9 @@ def test_distillation_logs_its_terms_and_the_r_and_w_matrices(tmp_path):
 
 
 def test_a_resumed_run_logs_each_epoch_once(tmp_path):
-    torch.manual_seed(0)
-    make = lambda: build_model("student", 2, widths=(4, 8, 8, 12), stem_width=4)  # noqa: E731
-    fit(make(), MovingBar(16), epochs=3, batch_size=8, progress=False, out_dir=tmp_path / "run",
+    fit(tiny_student(), MovingBar(16), epochs=3, batch_size=8, progress=False, out_dir=tmp_path / "run",
         log_dir=tmp_path / "tb", stop_after_epoch=0)
-    fit(make(), MovingBar(16), epochs=3, batch_size=8, progress=False, out_dir=tmp_path / "run",
+    fit(tiny_student(), MovingBar(16), epochs=3, batch_size=8, progress=False, out_dir=tmp_path / "run",
         log_dir=tmp_path / "tb")
     scalars, _ = read_back(tmp_path / "tb")
     assert [step for step, _ in scalars["train/loss"]] == [0, 1, 2]
@@ -65,11 +61,8 @@ def test_a_resumed_run_logs_each_epoch_once(tmp_path):
 
 def test_the_cli_writes_logs(tmp_path, monkeypatch):
     from kdlab.cli import main
-    from kdlab.data import generate_dataset
-
     monkeypatch.setenv("KDLAB_PROGRESS", "0")
-    root = generate_dataset(tmp_path / "sim", classes=["MoveLeft", "MoveRight"], train_per_class=4,
-                            test_per_class=1, frames=8, size=32, progress=False)
+    root = tiny_videos(tmp_path, train_per_class=4, test_per_class=1, classes=["MoveLeft", "MoveRight"])
     out = tmp_path / "out"
     assert main(["train", "--data", str(root), "--out", str(out), "--labels", "all", "--epochs", "2",
                  "--batch-size", "4", "--log-dir", str(out / "tensorboard")]) == 0

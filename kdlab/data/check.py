@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ErrorLog, VideoError
-from .scan import find_videos, read_manifest, update_manifest, write_manifest
+from .scan import rescan
 from .splits import SPLITS, find_split_dir, read_split
 
 
@@ -57,16 +57,11 @@ def check_dataset(root: str | Path, *, frames: int = 8, fold: int = 1, progress:
     report.classes = len(classes)
     report.problems += [f"{root / c}: class folder of classInd.txt does not exist" for c in classes
                         if not (root / c).is_dir()]
-    rels = find_videos(root)
-    manifest, _ = update_manifest(root, rels, read_manifest(root), progress=progress)
-    keep = set(rels)
-    manifest["videos"] = {k: v for k, v in manifest["videos"].items() if k in keep}
-    manifest["errors"] = {k: v for k, v in manifest["errors"].items() if k in keep}
-    write_manifest(root, manifest)
+    manifest = rescan(root, progress)
     report.decoded = len(manifest["videos"])
     report.problems += [e["error"] for e in manifest["errors"].values()]
     report.problems += [f"{root / rel}: too short: {v['frames']} decodable frames, clips need {frames} (--frames)"
                         for rel, v in manifest["videos"].items() if v["frames"] < frames]
-    if not rels:
+    if not manifest["videos"] and not manifest["errors"]:
         report.problems.append(f"{root}: no video files (.avi, .mp4, ...) under the class folders")
     return report
