@@ -149,6 +149,7 @@ def _cmd_train(args) -> int:
     with locked(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             remove_stale(out, owned=True)
+            remove_stale(root / ".cache")  # a killed clip-cache build's files (dead writers only)
             if args.restart:
                 clear_run(out)
         if world > 1:

@@ -39,7 +39,7 @@ from kdlab.models import SPECS, build_model, count_flops, count_parameters, effi
 from kdlab.pseudo import NOISE_MODES, WeakLabels
 from kdlab.recipes import teacher_cache, weak_training_set
 from kdlab.config import runs_dir
-from kdlab.runfolder import check_writable, clear_run, locked, remove_stale
+from kdlab.runfolder import FolderError, check_writable, clear_run, locked, remove_stale
 from kdlab.runs import claim_folder
 from kdlab.settings import SettingError, check_clip, check_settings
 from kdlab.train import distributed, evaluate, fit
@@ -167,10 +167,6 @@ def make_config(cls, values: dict):
         raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
     if cfg.teacher not in PROTOCOLS:
         raise ConfigError(f"unknown teacher protocol {cfg.teacher!r}; valid: {', '.join(PROTOCOLS)}")
-    if cfg.views < 0 or cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1) or cfg.lr <= 0:
-        raise ConfigError("views must be >= 0, batch_size and epochs >= 1, lr > 0")
-    if not isinstance(cfg.options, dict):
-        raise ConfigError(f"options must be a table of objective settings, got {cfg.options!r}")
     valid = set(inspect.signature(Distillation.__init__).parameters) - {"self", "teacher", "student"}
     settable = valid - {"epochs", "val_data", "teacher_cache", "clip_shape", "probe", "soft_targets", "sample_weights"}
     bad = sorted(set(cfg.options) - settable)
@@ -193,8 +189,6 @@ def make_config(cls, values: dict):
                 raise ConfigError(f"unknown {key} {getattr(cfg, key)!r}; valid: {', '.join(SPECS)}")
         if cfg.noise_mode not in NOISE_MODES:
             raise ConfigError(f"unknown noise_mode {cfg.noise_mode!r}; valid: {', '.join(NOISE_MODES)}")
-        if cfg.steps < 0 or cfg.clips < 1 or not 0 <= cfg.noise_rate <= 1:
-            raise ConfigError("steps must be >= 0, clips >= 1 and noise_rate in [0, 1]")
     elif cfg.model not in SPECS:
         raise ConfigError(f"unknown model {cfg.model!r}; valid: {', '.join(SPECS)}")
     try:
@@ -203,7 +197,7 @@ def make_config(cls, values: dict):
         check_writable(cfg.out)
         if cfg.log_dir is not None:
             check_writable(cfg.log_dir, "log folder")
-    except Exception as exc:  # SettingError, FolderError: one line each
+    except (SettingError, FolderError) as exc:
         raise ConfigError(str(exc)) from None
     if cfg.options:
         _check_options(cfg, student, epochs)
@@ -213,14 +207,16 @@ def make_config(cls, values: dict):
 
 
 @contextlib.contextmanager
-def _open_run(cfg, kind: str, rank: int, restart: bool):
-    """Lock ``out`` (rank 0), remove killed writers' leftovers, empty it on ``restart``, then check
-    (or write) ``<out>/config.json``: a folder holds one configuration."""
+def _open_run(cfg, kind: str, rank: int, restart: bool, data_root: Path):
+    """Lock ``out`` (rank 0), remove killed writers' leftovers (there, in the run cache and the
+    dataset's clip cache), empty it on ``restart``, then check (or write) ``<out>/config.json``:
+    a folder holds one configuration."""
     out = Path(cfg.out)
     with locked(out) if rank == 0 else contextlib.nullcontext():
         if rank == 0:
             remove_stale(out, owned=True)
-            remove_stale(runs_dir())  # teacher caches and run-cache files of dead writers only
+            for shared in (runs_dir(), data_root / ".cache"):  # other processes' too: dead writers' files only
+                remove_stale(shared)
             if restart:
                 clear_run(out)
         if dist.is_available() and dist.is_initialized():
@@ -252,7 +248,7 @@ def run_distill(config: dict | DistillConfig, progress: bool = True, restart: bo
     rank, _ = distributed()
     show = progress and rank == 0
     splits = Splits(cfg.data_config(), progress=show)  # data errors before the folder is claimed
-    with _open_run(cfg, "distill", rank, restart) as out:
+    with _open_run(cfg, "distill", rank, restart, splits.root) as out:
         return _distill(cfg, splits, out, rank, show)
 
 
@@ -305,7 +301,7 @@ def run_skd(config: dict | SKDConfig, progress: bool = True, restart: bool = Fal
     rank, _ = distributed()
     show = progress and rank == 0
     splits = Splits(cfg.data_config(), progress=show)  # data errors before the folder is claimed
-    with _open_run(cfg, "skd", rank, restart) as out:
+    with _open_run(cfg, "skd", rank, restart, splits.root) as out:
         return _skd(cfg, splits, out, rank, show, progress)
 
 

@@ -312,8 +312,11 @@ def test_a_train_run_removes_its_folders_leftovers(root, tmp_path, capsys):
     out.mkdir()
     leftover = out / f".checkpoint.pt.{_dead_pid()}.zz99zz99.tmp"
     leftover.write_text("half a checkpoint")
+    (root / ".cache").mkdir(exist_ok=True)
+    half_cache = root / ".cache" / f".frames.npy.{_dead_pid()}.tmp"  # a clip-cache build killed midway
+    half_cache.write_text("x")
     assert run(capsys, *train_args(root, out))[0] == 0
-    assert not leftover.exists() and (out / "report.json").is_file()
+    assert not leftover.exists() and not half_cache.exists() and (out / "report.json").is_file()
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
