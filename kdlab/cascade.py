@@ -353,7 +353,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
             out_dir: str | Path | None = None, pseudo: bool = True, refine_pseudo: bool = True,
             weak: WeakLabels | None = None, clips: int = 2, pseudo_settings: dict | None = None,
             momentum: float = 0.5, lr: float = 2e-3, batch_size: int = 16, cache_dir: str | Path | None = None,
-            progress: bool = True, allow_label_leak: bool = False, **options) -> CascadeResult:
+            progress: bool = True, allow_label_leak: bool = False, amp: bool = False,
+            log_dir: str | Path | None = None, **options) -> CascadeResult:
     """Train the rungs ``rungs[1:]`` of a ladder one after another, each distilled with ``method``.
 
     Args:
@@ -380,6 +381,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         lr, batch_size, progress: as in :func:`kdlab.train.fit`.
         allow_label_leak: do not warn when the teacher saw labels of the unlabelled videos
             (:func:`kdlab.protocol.check_teacher`; only to demonstrate the leak).
+        amp, log_dir: as in :func:`kdlab.train.fit` (rung k logs to ``<log_dir>/rung-<k>``).
 
     Returns a :class:`CascadeResult` (``.final``, ``.final_info``, ``.rungs``, ``.models``).
     """
@@ -410,6 +412,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
         "rungs": [spec.to_dict() for spec in rungs[1:]], "teacher": weights_digest(teacher),
         "data": splits.cfg.key(), "videos": videos,
         "weak": hashlib.sha1(weak.given.numpy().tobytes()).hexdigest(),
+        **({"amp": True} if amp else {}),  # only when on: folders from before amp existed still resume
     }
     config = json.loads(json.dumps(config))
     out = Path(out_dir) if out_dir is not None else runs_dir() / f"cascade-{run_key(config)}"
@@ -468,7 +471,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
                 seed=seed, lr=lr, batch_size=batch_size, clip_shape=clip_shape, folder=folder,
                 cache_dir=Path(cache_dir) if cache_dir is not None else runs_dir() / "teacher-cache",
                 run_config={**config, "rung": k, "teachers": [weights_digest(t) for t in teachers]},
-                progress=show, rank=rank, options=options)
+                progress=show, rank=rank, options=options, amp=amp,
+                log_dir=None if log_dir is None else Path(log_dir) / f"rung-{k}")
             info.update({
                 "name": names[k], "teachers": [names[j] for j in teacher_ids],
                 "teacher_digests": [weights_digest(t) for t in teachers],
@@ -505,7 +509,7 @@ def _key(options: dict):
 def _train_rung(k: int, spec: VideoNetSpec, teachers: list[nn.Module], splits: Splits, labels: torch.Tensor,
                 weights: torch.Tensor | None, *, views, method, epochs, seed, lr, batch_size, clip_shape,
                 folder: Path, cache_dir: Path, run_config: dict, progress: bool, rank: int,
-                options: dict) -> tuple[nn.Module, dict]:
+                options: dict, amp: bool = False, log_dir: Path | None = None) -> tuple[nn.Module, dict]:
     """Train one rung from ``teachers`` (fit resumes inside ``folder/fit``); returns (model, info)."""
     train_set, views_ds = training_set(splits, labels, views)
     torch.manual_seed(seed)
@@ -525,7 +529,8 @@ def _train_rung(k: int, spec: VideoNetSpec, teachers: list[nn.Module], splits: S
     objective = parts[0] if len(parts) == 1 else DenseDistillation(parts)
     tic = time.perf_counter()
     history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=lr,
-                  batch_size=batch_size, seed=seed, out_dir=folder / "fit", run_config=run_config, progress=progress)
+                  batch_size=batch_size, seed=seed, out_dir=folder / "fit", run_config=run_config, progress=progress,
+                  amp=amp, log_dir=log_dir)
     seconds = time.perf_counter() - tic
     test = evaluate(student, splits.test)
     best = build_model(spec, splits.num_classes)

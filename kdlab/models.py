@@ -181,10 +181,13 @@ class TorchvisionVideoNet(StagedVideoNet):
     """torchvision's ``r3d_18``, ``mc3_18`` or ``r2plus1d_18`` with kdlab's part names.
 
     ``layer1..4`` become ``stage1..4`` and ``avgpool + fc`` the :class:`Head` (same weights), so
-    taps, correlation and distillation work unchanged. Randomly initialised unless
-    ``weights_path`` names a local state dict (torchvision's key names, e.g. a downloaded
-    Kinetics checkpoint): kdlab never downloads at run time. A checkpoint's ``fc`` is kept only
-    when its class count matches ``num_classes`` (else the new head starts random).
+    taps, correlation and distillation work unchanged. The state dict keeps torchvision's key
+    names (``layer1.0.conv1.0.weight``, ``fc.weight``): ``model.state_dict()`` loads into
+    ``torchvision.models.video.r3d_18(num_classes=...)`` and back (kdlab's names load too).
+    Randomly initialised unless ``weights_path`` names a local state dict (torchvision's key
+    names, e.g. a downloaded Kinetics checkpoint): kdlab never downloads at run time. A
+    checkpoint's ``fc`` is kept only when its class count matches ``num_classes`` (else the new
+    head starts random).
     """
 
     def __init__(self, name: str, num_classes: int, weights_path: str | Path | None = None):
@@ -211,6 +214,36 @@ class TorchvisionVideoNet(StagedVideoNet):
             setattr(self, f"stage{i}", getattr(net, f"layer{i}"))
         self.head = Head(net.fc.in_features, num_classes)
         self.head.fc = net.fc
+        # Public since torch 2.5; the private name before (the same hook).
+        (getattr(self, "register_state_dict_post_hook", None) or self._register_state_dict_hook)(_to_torchvision_names)
+        self.register_load_state_dict_pre_hook(_from_torchvision_names)
+
+
+# kdlab part name -> torchvision's, for the state dict of a TorchvisionVideoNet.
+_TV_NAMES = {**{f"stage{i}.": f"layer{i}." for i in range(1, 5)}, "head.fc.": "fc."}
+
+
+def _rename(state: dict, prefix: str, names: dict[str, str]) -> None:
+    for key in list(state):
+        for old, new in names.items():
+            if key.startswith(prefix + old):
+                state[prefix + new + key[len(prefix + old):]] = state.pop(key)
+                break
+
+
+def _to_torchvision_names(module, state_dict, prefix, local_metadata):
+    _rename(state_dict, prefix, _TV_NAMES)
+
+
+def _from_torchvision_names(module, state_dict, prefix, *args):
+    _rename(state_dict, prefix, {new: old for old, new in _TV_NAMES.items()})
+
+
+def min_frames(model: str | VideoNetSpec) -> int:
+    """The shortest clip ``model`` can learn motion from: 1 frame for a single-frame ("2d") model,
+    2 for one that convolves over time (a 1-frame clip holds no motion, so it trains to chance)."""
+    spec = model if isinstance(model, VideoNetSpec) else SPECS.get(model)
+    return 1 if spec is not None and spec.block == "2d" else 2
 
 
 def build_model(name: str | VideoNetSpec, num_classes: int, *, weights_path=None, **overrides) -> StagedVideoNet:

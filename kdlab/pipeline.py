@@ -6,15 +6,19 @@
   by protocol -> weak labels -> pseudo-labels -> a progressive cascade over a capacity ladder
   (:func:`kdlab.cascade.cascade`, in ``<out>/cascade``) -> the student.
 
-Both write ``config.json`` first (a rerun with another configuration is refused with
-:class:`~kdlab.train.ResumeMismatchError`), resume when run again on the same folder, and end
-with ``report.json`` and ``report.md`` (:func:`render_markdown`). Teachers come from the run
+Both check every setting (:func:`make_config`: types, ranges, names, option values, the output
+folder) and read the dataset's split files before anything is written; then they lock the
+output folder (:mod:`kdlab.runfolder`: a second process is refused), write ``config.json`` (a
+rerun with another configuration is refused with :class:`~kdlab.train.ResumeMismatchError`
+unless ``restart=True`` empties the folder first), resume when run again on the same folder, and
+end with ``report.json`` and ``report.md`` (:func:`render_markdown`). Teachers come from the run
 cache (:func:`kdlab.experiment.get_teacher`), so every run of one data configuration shares them.
 Under torchrun every rank trains; rank 0 alone writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from kdlab.cascade import MODES, capacity_ladder, cascade, ladder_markdown
 from kdlab.distill import Distillation, make_objective
@@ -33,7 +38,10 @@ from kdlab.io import atomic_write_text
 from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
 from kdlab.recipes import teacher_cache, weak_training_set
+from kdlab.config import runs_dir
+from kdlab.runfolder import FolderError, check_writable, clear_run, locked, remove_stale
 from kdlab.runs import claim_folder
+from kdlab.settings import SettingError, check_clip, check_settings
 from kdlab.train import distributed, evaluate, fit
 
 __all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
@@ -44,7 +52,7 @@ NOTE = ("SKD is kdlab's reading of the abstract of Wang & Tang (T-CSVT 2024), no
         "no numbers of the paper are quoted.")
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """A bad configuration (unknown key or value, missing data): raised before any training."""
 
 
@@ -66,6 +74,8 @@ class _Common:
     lr: float = 2e-3
     batch_size: int = 16
     options: dict = field(default_factory=dict)
+    amp: bool = False  # bf16 autocast for the students (kdlab.train.fit)
+    log_dir: str | None = None  # TensorBoard logs of every training (kdlab.tblog); not part of the run
 
     def data_config(self) -> DataConfig:
         return DataConfig(root=self.data, frames=self.frames, size=self.size, budget=self.budget,
@@ -110,11 +120,46 @@ def _fields(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def _claimed(cfg) -> dict:
+    """The settings that make a run (stored in ``config.json`` and the checkpoints): all but where
+    it is written and logged, and ``amp`` only when on (so folders from before it still resume)."""
+    values = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    for key in ("out", "log_dir"):
+        values.pop(key)
+    if not values["amp"]:
+        values.pop("amp")
+    return values
+
+
+def _check_options(cfg, student: str, epochs: int) -> None:
+    """Build the objective once with tiny random models, so a bad option value (``fd_kind="nope"``,
+    ``kd_temperature="hot"``) is found now rather than after the teacher has trained."""
+    from kdlab.distill import make_objective
+
+    signature = inspect.signature(Distillation.__init__).parameters
+    for key, value in cfg.options.items():
+        default = signature[key].default
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"option {key} = {value!r}: expected a number (default {default})")
+    teacher_model = cfg.teacher_model if isinstance(cfg, SKDConfig) else "teacher"
+    teacher = None if cfg.method == "scratch" else build_model(teacher_model, 2)
+    try:
+        make_objective(cfg.method, teacher, build_model(student, 2), epochs=epochs,
+                       clip_shape=(3, cfg.frames, cfg.size, cfg.size), **cfg.options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad option value in {cfg.options}: {exc}") from None
+
+
 def make_config(cls, values: dict):
     """``cls(**values)`` after checking every key and value; a :class:`ConfigError` says what is wrong."""
     unknown = sorted(set(values) - set(_fields(cls)))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(_fields(cls)))}")
+    try:
+        check_settings(values)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
     cfg = cls(**values)
     if not cfg.out:
         raise ConfigError("an output folder is needed: out = DIR (--out DIR)")
@@ -122,10 +167,6 @@ def make_config(cls, values: dict):
         raise ConfigError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
     if cfg.teacher not in PROTOCOLS:
         raise ConfigError(f"unknown teacher protocol {cfg.teacher!r}; valid: {', '.join(PROTOCOLS)}")
-    if cfg.views < 0 or cfg.batch_size < 1 or (cfg.epochs is not None and cfg.epochs < 1) or cfg.lr <= 0:
-        raise ConfigError("views must be >= 0, batch_size and epochs >= 1, lr > 0")
-    if not isinstance(cfg.options, dict):
-        raise ConfigError(f"options must be a table of objective settings, got {cfg.options!r}")
     valid = set(inspect.signature(Distillation.__init__).parameters) - {"self", "teacher", "student"}
     settable = valid - {"epochs", "val_data", "teacher_cache", "clip_shape", "probe", "soft_targets", "sample_weights"}
     bad = sorted(set(cfg.options) - settable)
@@ -148,22 +189,40 @@ def make_config(cls, values: dict):
                 raise ConfigError(f"unknown {key} {getattr(cfg, key)!r}; valid: {', '.join(SPECS)}")
         if cfg.noise_mode not in NOISE_MODES:
             raise ConfigError(f"unknown noise_mode {cfg.noise_mode!r}; valid: {', '.join(NOISE_MODES)}")
-        if cfg.steps < 0 or cfg.clips < 1 or not 0 <= cfg.noise_rate <= 1:
-            raise ConfigError("steps must be >= 0, clips >= 1 and noise_rate in [0, 1]")
     elif cfg.model not in SPECS:
         raise ConfigError(f"unknown model {cfg.model!r}; valid: {', '.join(SPECS)}")
+    try:
+        for model in ([cfg.teacher_model, cfg.student_model] if isinstance(cfg, SKDConfig) else [cfg.model]):
+            check_clip(model, cfg.frames)
+        check_writable(cfg.out)
+        if cfg.log_dir is not None:
+            check_writable(cfg.log_dir, "log folder")
+    except (SettingError, FolderError) as exc:
+        raise ConfigError(str(exc)) from None
+    if cfg.options:
+        _check_options(cfg, student, epochs)
     if cfg.data is not None and not Path(cfg.data).is_dir():
         raise ConfigError(f"dataset folder {cfg.data} does not exist (make one with: kdlab data --root {cfg.data})")
     return cfg
 
 
-def _begin(cfg, kind: str, rank: int) -> Path:
-    """Check (or write) ``<out>/config.json``: a folder holds one configuration."""
+@contextlib.contextmanager
+def _open_run(cfg, kind: str, rank: int, restart: bool, data_root: Path):
+    """Lock ``out`` (rank 0), remove killed writers' leftovers (there, in the run cache and the
+    dataset's clip cache), empty it on ``restart``, then check (or write) ``<out>/config.json``:
+    a folder holds one configuration."""
     out = Path(cfg.out)
-    asked = json.loads(json.dumps({"kind": kind, **dataclasses.asdict(cfg)}))
-    asked.pop("out")
-    claim_folder(out / CONFIG_JSON, asked, write=rank == 0)
-    return out
+    with locked(out) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            remove_stale(out, owned=True)
+            for shared in (runs_dir(), data_root / ".cache"):  # other processes' too: dead writers' files only
+                remove_stale(shared)
+            if restart:
+                clear_run(out)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # the other ranks read config.json after rank 0 has emptied the folder
+        claim_folder(out / CONFIG_JSON, {"kind": kind, **_claimed(cfg)}, write=rank == 0)
+        yield out
 
 
 def _finish(out: Path, report: dict, rank: int) -> dict:
@@ -182,13 +241,18 @@ def _teacher(cfg, splits: Splits, progress: bool, model: str = "teacher"):
 
 # ----------------------------------------------------------------------------- kdlab distill
 
-def run_distill(config: dict | DistillConfig, progress: bool = True) -> dict:
-    """One distilled student in ``<out>/fit`` (resumes); returns the report (also written)."""
+def run_distill(config: dict | DistillConfig, progress: bool = True, restart: bool = False) -> dict:
+    """One distilled student in ``<out>/fit`` (resumes; ``restart`` empties ``out`` first);
+    returns the report (also written)."""
     cfg = config if isinstance(config, DistillConfig) else make_config(DistillConfig, config)
     rank, _ = distributed()
     show = progress and rank == 0
-    out = _begin(cfg, "distill", rank)
-    splits = Splits(cfg.data_config(), progress=show)
+    splits = Splits(cfg.data_config(), progress=show)  # data errors before the folder is claimed
+    with _open_run(cfg, "distill", rank, restart, splits.root) as out:
+        return _distill(cfg, splits, out, rank, show)
+
+
+def _distill(cfg: DistillConfig, splits: Splits, out: Path, rank: int, show: bool) -> dict:
     teacher, teacher_info = (None, None) if cfg.method == "scratch" else _teacher(cfg, splits, show)
     views = cfg.views or None
     epochs = cfg.epochs or default_epochs("student")
@@ -204,8 +268,8 @@ def run_distill(config: dict | DistillConfig, progress: bool = True) -> dict:
         **cfg.options})
     tic = time.perf_counter()
     history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=cfg.lr,
-                  batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out / "fit", progress=show,
-                  run_config={"kind": "distill", **json.loads(json.dumps(dataclasses.asdict(cfg))), "out": None})
+                  batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out / "fit", progress=show, amp=cfg.amp,
+                  log_dir=cfg.log_dir, run_config={"kind": "distill", **_claimed(cfg), "out": None})
     seconds = time.perf_counter() - tic
     if rank != 0:
         return {}
@@ -225,26 +289,30 @@ def run_distill(config: dict | DistillConfig, progress: bool = True) -> dict:
 
 # ----------------------------------------------------------------------------- kdlab skd / cascade
 
-def run_skd(config: dict | SKDConfig, progress: bool = True) -> dict:
+def run_skd(config: dict | SKDConfig, progress: bool = True, restart: bool = False) -> dict:
     """The whole method: teacher (protocol) -> pseudo-labels -> cascade -> student, into ``out``.
 
     Returns the report (also written as ``report.json`` and ``report.md``): the configuration,
     the data, the teacher, and per rung its size, cost, latency, accuracies (last epoch and
     best-validation epoch), the teachers it learned from, pseudo-label metrics and substage
-    correlation matrices.
+    correlation matrices. ``restart`` empties ``out`` first.
     """
     cfg = config if isinstance(config, SKDConfig) else make_config(SKDConfig, config)
     rank, _ = distributed()
     show = progress and rank == 0
-    out = _begin(cfg, "skd", rank)
-    splits = Splits(cfg.data_config(), progress=show)
+    splits = Splits(cfg.data_config(), progress=show)  # data errors before the folder is claimed
+    with _open_run(cfg, "skd", rank, restart, splits.root) as out:
+        return _skd(cfg, splits, out, rank, show, progress)
+
+
+def _skd(cfg: SKDConfig, splits: Splits, out: Path, rank: int, show: bool, progress: bool) -> dict:
     teacher, teacher_info = _teacher(cfg, splits, show, model=cfg.teacher_model)
     weak = WeakLabels.from_splits(splits, cfg.noise_rate, mode=cfg.noise_mode, seed=cfg.seed)
     ladder = capacity_ladder(SPECS[cfg.teacher_model], SPECS[cfg.student_model], steps=cfg.steps)
     result = cascade(splits, teacher, ladder, mode=cfg.mode, method=cfg.method, epochs=cfg.epochs, seed=cfg.seed,
                      views=cfg.views or None, out_dir=out / "cascade", pseudo=cfg.pseudo,
                      refine_pseudo=cfg.refine_pseudo, weak=weak, clips=cfg.clips, lr=cfg.lr,
-                     batch_size=cfg.batch_size, progress=progress, **cfg.options)
+                     batch_size=cfg.batch_size, progress=progress, amp=cfg.amp, log_dir=cfg.log_dir, **cfg.options)
     if rank != 0:
         return {}
     input_shape = (1, 3, cfg.frames, cfg.size, cfg.size)

@@ -87,7 +87,7 @@ def key_of(value: Any, name: str = "option") -> Any:
 def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, epochs: int | None = None,
                     seed: int = 0, model: str = "student", views: int | None = None, lr: float = 2e-3,
                     batch_size: int = 16, key: dict | None = None, progress: bool = True, retrain: bool = False,
-                    allow_label_leak: bool = False, **options) -> tuple[nn.Module, dict]:
+                    allow_label_leak: bool = False, amp: bool = False, **options) -> tuple[nn.Module, dict]:
     """Train (or load) a ``model`` distilled from ``teacher`` with ``method`` on the weak setting.
 
     Args:
@@ -103,6 +103,7 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         key: extra JSON-able entries for the run key (e.g. what a callable option stands for).
         allow_label_leak: do not warn when the teacher saw labels of the unlabelled videos
             (:func:`kdlab.protocol.check_teacher`; only to demonstrate the leak).
+        amp: bf16 autocast (:func:`kdlab.train.fit`); part of the run key when on.
         options: overrides of the method's preset, any :class:`kdlab.distill.Distillation`
             option (``schedule="joint"``, ``fd_kind="gaussian"``, ``soft_targets=...``).
 
@@ -126,7 +127,7 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         "views": views, "data": splits.cfg.key(), "train_size": len(train_set),
         "videos": hashlib.sha1(json.dumps([splits.labelled, splits.unlabelled, splits.val]).encode()).hexdigest(),
         "teacher": None if teacher is None else weights_digest(teacher),
-        "options": key_of(options, "options"), **(key or {}),
+        "options": key_of(options, "options"), **(key or {}), **({"amp": True} if amp else {}),
     }
     clip_shape = (3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)
 
@@ -140,7 +141,8 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         objective = make_objective(method, teacher, student, **{**settings, **options})
         tic = time.perf_counter()
         history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=lr,
-                      batch_size=batch_size, seed=seed, out_dir=fit_dir, run_config=run_config, progress=progress)
+                      batch_size=batch_size, seed=seed, out_dir=fit_dir, run_config=run_config, progress=progress,
+                      amp=amp)
         seconds = time.perf_counter() - tic
         test = evaluate(student, splits.test)
         best = build_model(model, splits.num_classes)

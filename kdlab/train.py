@@ -14,13 +14,18 @@ What :func:`fit` guarantees:
   again on the same ``out_dir`` it resumes after the last finished epoch. Every epoch reseeds all
   random generators from ``(seed, epoch)``, so on the CPU a killed-and-resumed run ends with the
   same weights as an uninterrupted one;
-- a NaN/inf guard that names the loss term, the epoch and the step;
+- a NaN/inf guard that names the loss term, the epoch and the step, and says whether a
+  checkpoint is kept;
+- PyTorch's usual shapes at the edges: datasets of ``(x, y)`` or ``(x, y, index, ...)`` items, or
+  a ready DataLoader; a model without ``num_classes`` (read from its output);
+- optional bf16 mixed precision (``amp=True``) and TensorBoard logs (``log_dir=``, :mod:`kdlab.tblog`);
 - the same code under ``torchrun --nproc_per_node=N`` (DDP; gloo on the CPU, NCCL on GPUs), where
   rank 0 alone logs and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -102,7 +107,7 @@ def to_device(batch, device):
 # ----------------------------------------------------------------------------- objectives
 
 class Supervised(nn.Module):
-    """Cross-entropy on labelled samples: ``(model, (clips, labels, index, ...)) -> ({"ce": loss}, logits)``.
+    """Cross-entropy on labelled samples: ``(model, (clips, labels[, index, ...])) -> ({"ce": loss}, logits)``.
 
     Labels ``-1`` mark unlabelled samples and are ignored. With ``soft_targets`` (N, classes) and
     optional ``sample_weights`` (N,), indexed by the batch's sample index, it trains on (pseudo-)
@@ -117,14 +122,20 @@ class Supervised(nn.Module):
         self.register_buffer("sample_weights", sample_weights, persistent=False)
 
     def forward(self, model: nn.Module, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        clips, labels, index = batch[0], batch[1], batch[2]
+        clips, labels, index = batch[0], batch[1], batch[2] if len(batch) > 2 else None
         logits = model(clips)
         return {"ce": label_loss(logits, labels, index, self.soft_targets, self.sample_weights,
                                  self.label_smoothing)}, logits
 
 
 def label_loss(logits, labels, index, soft_targets=None, sample_weights=None, label_smoothing=0.0):
-    """The label term shared by every objective (see :class:`Supervised`); 0 when a batch has no label."""
+    """The label term shared by every objective (see :class:`Supervised`); 0 when a batch has no label.
+
+    ``index`` (B,) may be None (batches of ``(x, y)``) unless soft targets or sample weights are given.
+    """
+    if index is None and (soft_targets is not None or sample_weights is not None):
+        raise ValueError("soft targets and sample weights are looked up by each sample's dataset index: the "
+                         "training items must be (clip, label, index)")
     if soft_targets is None:
         mask = labels >= 0
         if sample_weights is None:
@@ -193,30 +204,42 @@ class History:
 
 # ----------------------------------------------------------------------------- evaluation
 
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on ``device`` when ``amp`` (no gradient scaler is needed for bf16), else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 32, device=None,
-             num_classes: int | None = None, progress: bool = False) -> dict:
+             num_classes: int | None = None, progress: bool = False, amp: bool = False) -> dict:
     """Top-1/top-5 accuracy (percent), mean loss, per-class accuracy and the confusion matrix.
 
-    Batches are ``(clips, labels, ...)``. Clips ``(B, 3, T, H, W)`` are scored directly; multi-clip
-    batches ``(B, K, 3, T, H, W)`` average the K clips' softmax (test-time averaging). The model's
-    train/eval mode is restored afterwards. Samples labelled ``-1`` are skipped.
+    Batches are ``(clips, labels, ...)`` (a Dataset's items or a DataLoader's batches). Clips
+    ``(B, 3, T, H, W)`` are scored directly; multi-clip batches ``(B, K, 3, T, H, W)`` average the
+    K clips' softmax (test-time averaging). The number of classes is ``num_classes``, else the
+    model's ``num_classes`` attribute, else the width of its output. The model's train/eval mode
+    is restored afterwards. Samples labelled ``-1`` are skipped. ``amp``: bf16 autocast.
     """
     device = device or next(model.parameters()).device
+    device = torch.device(device)
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
-    num_classes = num_classes or unwrap(model).num_classes
+    num_classes = num_classes or getattr(unwrap(model), "num_classes", None)
     was_training = model.training
     model.eval()
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    confusion = None
     top5_hits, loss_sum = 0, 0.0
     try:
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             clips, labels = batch[0].to(device), batch[1].to(device)
-            if clips.dim() == 6:  # (B, K, 3, T, H, W): average the K views
-                b, k = clips.shape[:2]
-                probs = model(clips.flatten(0, 1)).softmax(1).view(b, k, -1).mean(1)
-            else:
-                probs = model(clips).softmax(1)
+            with autocast(device, amp):
+                if clips.dim() == 6:  # (B, K, 3, T, H, W): average the K views
+                    b, k = clips.shape[:2]
+                    probs = model(clips.flatten(0, 1)).float().softmax(1).view(b, k, -1).mean(1)
+                else:
+                    probs = model(clips).float().softmax(1)
+            if confusion is None:
+                num_classes = num_classes or probs.shape[1]
+                confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
             keep = labels >= 0
             probs, labels = probs[keep], labels[keep]
             loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
@@ -226,6 +249,8 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
                                         minlength=num_classes**2).view(num_classes, num_classes)
     finally:
         model.train(was_training)
+    if confusion is None:  # no batch at all
+        confusion = torch.zeros(num_classes or 0, num_classes or 0, dtype=torch.long)
     n = int(confusion.sum())
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float() * 100).tolist()
     return {
@@ -275,19 +300,47 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, rank: i
                       generator=torch.Generator().manual_seed(seed))
 
 
-def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int) -> None:
+def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, kept: str) -> None:
     for name, value in terms.items():
         if not torch.isfinite(value).all():
             raise NonFiniteLossError(
                 f"loss term {name!r} is {value.item() if value.numel() == 1 else value} at epoch {epoch}, "
-                f"step {step}; the last good checkpoint is kept. Lower the learning rate or check the inputs."
+                f"step {step}; {kept}. Lower the learning rate or check the inputs."
             )
+
+
+def _kept(out: Path | None, history: "History") -> str:
+    """What a NaN leaves behind, for its message."""
+    if out is None:
+        return "nothing was saved (no out_dir)"
+    if history.records and (out / CHECKPOINT).is_file():
+        return f"the checkpoint of epoch {history.records[-1]['epoch']} in {out} is kept"
+    return f"no checkpoint was written to {out}"
+
+
+def _differences(stored: dict, asked: dict, prefix: str = "") -> str:
+    """``"lr: stored 0.002, asked 0.001; run.frames: ..."``: the keys whose values differ."""
+    parts = []
+    for key in sorted(set(stored) | set(asked)):
+        a, b = stored.get(key), asked.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            parts.append(_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            parts.append(f"{prefix}{key}: stored {a!r}, asked {b!r}")
+    return "; ".join(p for p in parts if p)
+
+
+def _with_index(batch):
+    """``(x, y)`` -> ``(x, y, None)``: objectives read ``batch[2]`` (the sample index) when they need it."""
+    if isinstance(batch, (list, tuple)) and len(batch) == 2:
+        return (batch[0], batch[1], None)
+    return batch
 
 
 def fit(
     model: nn.Module,
-    train_data: Dataset,
-    val_data: Dataset | None = None,
+    train_data: Dataset | DataLoader,
+    val_data: Dataset | DataLoader | None = None,
     *,
     objective: nn.Module | None = None,
     epochs: int = 10,
@@ -306,16 +359,23 @@ def fit(
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     stop_after_epoch: int | None = None,
+    amp: bool = False,
+    log_dir: str | Path | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` with ``objective`` (default :class:`Supervised`).
 
-    ``train_data``/``val_data`` are map-style datasets whose items start with ``(clip, label,
-    index)``. Validation runs after every epoch (top-1 on ``val_data``, never the test split).
+    ``train_data``/``val_data`` are map-style datasets whose items are ``(clip, label)`` or start
+    with ``(clip, label, index)`` (objectives with per-sample targets need the index), or
+    DataLoaders of such batches (then ``batch_size``, shuffling and seeding of the training order
+    are the loader's; under torchrun pass a Dataset, which fit shards). Validation runs after
+    every epoch (top-1 on ``val_data``, never the test split).
     ``out_dir`` keeps ``checkpoint.pt`` (after each epoch), ``best.pt`` (best validation epoch)
     and ``history.json``; a run started again on it resumes after the last finished epoch, and
     fails with :class:`ResumeMismatchError` if ``run_config`` or the training settings differ.
     Returns the :class:`History`; ``history.best_state`` holds the best-validation weights.
     ``stop_after_epoch`` ends the call early (as an interruption would), for demonstrations.
+    ``amp``: bf16 autocast for the forward passes (off by default: on the CPU it is mostly
+    slower; measured in the README). ``log_dir``: a TensorBoard log of every record (rank 0).
     """
     rank, world = distributed()
     device = torch.device(device) if device is not None else default_device()
@@ -325,8 +385,16 @@ def fit(
     settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
                     scheduler=scheduler, warmup_epochs=warmup_epochs, grad_clip=grad_clip, seed=seed,
                     world_size=world, objective=type(objective).__name__, run=run_config or {})
+    if amp:  # only when on, so checkpoints written before amp existed still resume
+        settings["amp"] = True
     seed_everything(seed)
-    train_loader = _loader(train_data, batch_size, True, seed, rank, world, num_workers, drop_last=len(train_data) > batch_size * world)
+    if isinstance(train_data, DataLoader):
+        if world > 1:
+            raise ValueError("under torchrun pass fit a Dataset (it shards it across processes), not a DataLoader")
+        train_loader = train_data
+    else:
+        train_loader = _loader(train_data, batch_size, True, seed, rank, world, num_workers,
+                               drop_last=len(train_data) > batch_size * world)
     steps_per_epoch = len(train_loader)
     trainable = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     opt = _optimizer(optimizer, trainable, lr, weight_decay)
@@ -337,11 +405,10 @@ def fit(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and (out / CHECKPOINT).exists():
         state = load_checkpoint(out / CHECKPOINT)
-        if state["settings"] != json.loads(json.dumps(settings)):
-            raise ResumeMismatchError(
-                f"{out} holds a run with other settings; use another out_dir or delete it.\n"
-                f"  stored: {state['settings']}\n  asked:  {json.loads(json.dumps(settings))}"
-            )
+        asked = json.loads(json.dumps(settings))
+        if state["settings"] != asked:
+            raise ResumeMismatchError(f"{out} holds a run with other settings ({_differences(state['settings'], asked)}); "
+                                      "use another out_dir or delete it")
         model.load_state_dict(state["model"])
         objective.load_state_dict(state["objective"])
         opt.load_state_dict(state["optimizer"])
@@ -355,11 +422,17 @@ def fit(
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     show = progress and rank == 0
+    board = None
+    if log_dir is not None and rank == 0:
+        from kdlab.tblog import EpochLog
+
+        board = EpochLog(log_dir, start_epoch)
     bar = tqdm(total=epochs, initial=start_epoch, desc="epochs", disable=not show)
     for epoch in range(start_epoch, epochs):
         tic = time.perf_counter()
         seed_everything(epoch_seed(seed, epoch))
-        train_loader.generator.manual_seed(epoch_seed(seed, epoch))
+        if train_loader.generator is not None:
+            train_loader.generator.manual_seed(epoch_seed(seed, epoch))
         if isinstance(train_loader.sampler, torch.utils.data.DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         if hasattr(objective, "on_epoch_start"):
@@ -367,10 +440,12 @@ def fit(
         model.train()
         sums: dict[str, float] = {}
         correct = seen = 0
+        kept = _kept(out, history)
         for step, batch in enumerate(tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show)):
-            batch = to_device(batch, device)
-            terms, logits = objective(train_model, batch)
-            _check_finite(terms, epoch, step)
+            batch = to_device(_with_index(batch), device)
+            with autocast(device, amp):
+                terms, logits = objective(train_model, batch)
+            _check_finite(terms, epoch, step, kept)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -396,7 +471,7 @@ def fit(
         record.update({f"train/{k}": v / max(steps_all, 1) for k, v in zip(sums, term_sums)})
         record["train/acc"] = 100.0 * correct_all / max(seen_all, 1)
         if val_data is not None:
-            metrics = evaluate(model, val_data, batch_size=batch_size, device=device)
+            metrics = evaluate(model, val_data, batch_size=batch_size, device=device, amp=amp)
             record.update({"val/top1": metrics["top1"], "val/loss": metrics["loss"]})
         record["lr"] = opt.param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - tic
@@ -414,6 +489,8 @@ def fit(
                 "settings": json.loads(json.dumps(settings)), "arch": getattr(unwrap(model), "arch", {}),
             }, out / CHECKPOINT)
             atomic_write_text(out / HISTORY, history.to_json())
+        if board is not None:
+            board.write(record)
         if world > 1:
             dist.barrier()
         bar.update(1)
@@ -423,6 +500,8 @@ def fit(
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     bar.close()
+    if board is not None:
+        board.close()
     if history.best_state is None and history.records:
         history.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return history
@@ -449,6 +528,6 @@ def _average_objective_grads(objective: nn.Module, world: int) -> None:
 
 
 __all__ = [
-    "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "default_device",
+    "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "autocast", "default_device",
     "distributed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
 ]

@@ -12,17 +12,27 @@ from kdlab.models import build_model
 TINY_CLASSES = ["MoveLeft", "MoveRight", "Grow"]
 
 
+def tiny_videos(folder, train_per_class: int = 12, test_per_class: int = 2, classes=TINY_CLASSES):
+    """Generated videos (8 frames of 32 x 32) in ``folder/sim``, in the UCF101 layout; returns the root."""
+    return generate_dataset(folder / "sim", classes=list(classes), train_per_class=train_per_class,
+                            test_per_class=test_per_class, frames=8, size=32, progress=False)
+
+
 def tiny_splits(folder) -> Splits:
     """Generated videos of 3 classes (12 train + 2 test each, 8 frames of 32 x 32), 20 % labelled."""
-    root = generate_dataset(folder / "sim", classes=TINY_CLASSES, train_per_class=12, test_per_class=2, frames=8,
-                            size=32, progress=False)
-    return Splits(DataConfig(root=str(root), budget=20), progress=False)
+    return Splits(DataConfig(root=str(tiny_videos(folder)), budget=20), progress=False)
 
 
 def tiny_teacher(num_classes: int, seed: int = 0) -> torch.nn.Module:
     """A narrow teacher-shaped model (widths 8, 8, 16, 16), seeded."""
     torch.manual_seed(seed)
     return build_model("teacher", num_classes, widths=(8, 8, 16, 16), stem_width=8)
+
+
+def tiny_student(num_classes: int = 2, seed: int = 0) -> torch.nn.Module:
+    """A narrow student-shaped model (widths 4, 8, 8, 12), seeded."""
+    torch.manual_seed(seed)
+    return build_model("student", num_classes, widths=(4, 8, 8, 12), stem_width=4)
 
 
 class MovingBar(Dataset):

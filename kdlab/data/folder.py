@@ -39,6 +39,9 @@ class VideoFolder(Dataset):
             listing them in ``skipped`` and warning once.
         min_frames: videos with fewer decodable frames are errors (default: ``frames``).
         split_dir: where the split files are (default: searched under ``root``).
+        transform: called on each clip (3, frames, size, size) after normalisation and the
+            flip (with ``sampling="multi"`` on each of the clips), e.g. a torchvision transform;
+            its result is the item's clip. target_transform: called on the label.
 
     Frame counts come from the manifest (``scan_dataset``), created or updated on first use, so
     files known to be broken or too short are found when the dataset is built (and skipped in
@@ -50,7 +53,7 @@ class VideoFolder(Dataset):
                  sampling: str = "uniform", clips: int = 1, budget: float | None = None, budget_seed: int = 0,
                  flip: bool = False, cache: bool | str | Path = False, on_error: str = "raise",
                  normalize: bool = True, min_frames: int | None = None, split_dir: str | Path | None = None,
-                 progress: bool = True):
+                 progress: bool = True, transform=None, target_transform=None):
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling={sampling!r}: choose one of {SAMPLINGS}")
         if sampling != "multi" and clips != 1:
@@ -62,6 +65,7 @@ class VideoFolder(Dataset):
         self.sampling, self.clips, self.flip, self.normalize = sampling, int(clips), bool(flip), bool(normalize)
         self.min_frames = self.frames if min_frames is None else int(min_frames)
         self.split_dir = split_dir
+        self.transform, self.target_transform = transform, target_transform
         log = ErrorLog(on_error)
 
         layout, samples = read_split(self.root, split, fold, split_dir=split_dir, log=log)
@@ -139,6 +143,10 @@ class VideoFolder(Dataset):
         clip = to_clip(frames.reshape(idx.shape + frames.shape[1:]), self.normalize)  # (K, 3, T, S, S)
         if self.flip and torch.rand(()) < 0.5:
             clip, label = flip_clip(clip, label, self.flip_map)
+        if self.transform is not None:
+            clip = torch.stack([self.transform(c) for c in clip])
+        if self.target_transform is not None:
+            label = self.target_transform(label)
         if self.sampling != "multi":
             clip = clip[0]
         return clip, label, i

@@ -101,6 +101,18 @@ def update_manifest(root: Path, rels: Iterable[str], manifest: dict | None = Non
     return manifest, bool(todo)
 
 
+def rescan(root: Path, progress: bool = False) -> dict:
+    """Bring ``root``'s manifest up to date with every video under it (decoding new or changed
+    files, dropping vanished ones) and write it; returns it."""
+    rels = find_videos(root)
+    manifest, _ = update_manifest(root, rels, read_manifest(root), progress=progress)
+    keep = set(rels)
+    manifest["videos"] = {k: v for k, v in manifest["videos"].items() if k in keep}
+    manifest["errors"] = {k: v for k, v in manifest["errors"].items() if k in keep}
+    write_manifest(root, manifest)
+    return manifest
+
+
 def scan_dataset(root: str | Path, *, on_error: str = "raise", progress: bool = True) -> dict:
     """Decode every video under ``root`` once and write ``<root>/kdlab_manifest.json``.
 
@@ -113,12 +125,7 @@ def scan_dataset(root: str | Path, *, on_error: str = "raise", progress: bool = 
     if not root.is_dir():
         raise VideoError(f"{root}: dataset folder does not exist", root)
     log = ErrorLog(on_error)
-    rels = find_videos(root)
-    manifest, _ = update_manifest(root, rels, read_manifest(root), progress=progress)
-    keep = set(rels)
-    manifest["videos"] = {k: v for k, v in manifest["videos"].items() if k in keep}
-    manifest["errors"] = {k: v for k, v in manifest["errors"].items() if k in keep}
-    write_manifest(root, manifest)
+    manifest = rescan(root, progress)
     if manifest["errors"]:
         if on_error == "raise":
             listed = "\n".join(f"  - {e['error']}" for e in manifest["errors"].values())

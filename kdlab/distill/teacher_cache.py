@@ -80,6 +80,9 @@ def describe_dataset(ds: Dataset) -> dict:
     clip_cache = getattr(ds, "cache", None)
     if hasattr(clip_cache, "data_path"):
         d["clip_cache"] = Path(clip_cache.data_path).name
+    for attr in ("transform", "target_transform"):  # only when set: keys of datasets without one stay as they were
+        if getattr(ds, attr, None) is not None:
+            d[attr] = repr(getattr(ds, attr))
     return d
 
 
