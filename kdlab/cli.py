@@ -179,6 +179,7 @@ RUN_FLAGS = {
     "data": (str, "dataset folder (default: the generated default dataset)"),
     "budget": (float, "percent of training videos labelled"),
     "budget_seed": (int, "seed of the label budget"),
+    "pool": (int, "training-pool videos per class (default: every training video; the benchmark's main regime: 30)"),
     "frames": (int, "frames per clip"),
     "size": (int, "clip height and width"),
     "teacher": (str, "teacher protocol: all, labelled or pretrained"),

@@ -64,6 +64,7 @@ class _Common:
     data: str | None = None
     budget: float = 10.0
     budget_seed: int = 0
+    pool: int | None = None  # training-pool videos per class (DataConfig.pool; None: every training video)
     frames: int = 8
     size: int = 32
     teacher: str = "all"
@@ -79,7 +80,7 @@ class _Common:
 
     def data_config(self) -> DataConfig:
         return DataConfig(root=self.data, frames=self.frames, size=self.size, budget=self.budget,
-                          budget_seed=self.budget_seed)
+                          budget_seed=self.budget_seed, pool=self.pool)
 
 
 @dataclass

@@ -43,6 +43,7 @@ RULES: dict[str, tuple[str, object]] = {
     "clips": ("an integer >= 1", lambda v: _integer(v) and v >= 1),
     "seed": ("an integer >= 0", lambda v: _integer(v) and v >= 0),
     "budget_seed": ("an integer >= 0", lambda v: _integer(v) and v >= 0),
+    "pool": ("an integer >= 1 (videos per class)", lambda v: _integer(v) and v >= 1),
     "num_workers": ("an integer >= 0", lambda v: _integer(v) and v >= 0),
     "views": ("an integer >= 0 (0: fresh clips)", lambda v: _integer(v) and v >= 0),
     "steps": ("an integer >= 0", lambda v: _integer(v) and v >= 0),
@@ -56,7 +57,7 @@ RULES: dict[str, tuple[str, object]] = {
         "out", "log_dir")},
 }
 #: Settings whose value may be absent (None: a default chosen later).
-OPTIONAL = {"epochs", "teacher_epochs", "data", "log_dir", "out"}
+OPTIONAL = {"epochs", "teacher_epochs", "data", "log_dir", "out", "pool"}
 
 
 def _toml(value) -> str:

@@ -89,6 +89,8 @@ def test_bad_flags(flags, message, root, tmp_path, capsys):
     (["cascade", "--lr", "inf"], "--lr inf: expected a finite number > 0"),
     (["distill", "--frames", "1"], "too short for model 'student'"),
     (["distill", "--budget", "0"], "--budget 0.0: expected a percentage"),
+    (["distill", "--pool", "0"], "--pool 0: expected an integer >= 1"),
+    (["skd", "--pool", "500"], "pool=500 videos per class, but the training split has"),
 ])
 def test_bad_option_values_are_found_before_the_teacher_trains(args, message, root, tmp_path, capsys):
     status, err = run(capsys, args[0], "--data", root, "--out", tmp_path / "out", *args[1:])

@@ -67,7 +67,7 @@ REGIMES: dict[str, dict] = {
                            ablations=("no_cascade", "identity_pairing", "joint_schedule", "mse_features",
                                       "raw_pseudo_labels"),
                            skd=TUNED_SKD, method_options=TUNED_METHODS, cascade_steps=1),
-    "easy": dict(pool=None, epochs=8, seeds=(0, 1, 2), methods=("scratch_pseudo", "kd", "skd"),
+    "easy": dict(pool=None, epochs=8, seeds=(0, 1, 2), methods=("scratch_pseudo", "kd"),
                  references=("student_all_labels",), ablations=(), sweep_budgets=(),
                  skd=TUNED_SKD, method_options=TUNED_METHODS, cascade_steps=1),
 }
