@@ -36,6 +36,7 @@ from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, 
 from kdlab.data.budgets import per_class_order, choose_budget
 from kdlab.models import build_model, count_flops, count_parameters
 from kdlab.protocol import labels_seen, mark_teacher
+from kdlab.settings import SettingError
 from kdlab.runs import load_or_train
 from kdlab.train import evaluate, fit
 
@@ -127,7 +128,7 @@ class Splits:
         rest, self.val = train_val_split(self.labels, cfg.val_fraction, seed=cfg.budget_seed)
         counts = Counter(self.labels[i] for i in rest)
         if per_class < 1 or per_class > min(counts.values()):
-            raise ValueError(f"pool={per_class} videos per class, but the training split has {min(counts.values())} "
+            raise SettingError(f"pool={per_class} videos per class, but the training split has {min(counts.values())} "
                              f"per class outside validation (smallest class); choose 1..{min(counts.values())}")
         order = per_class_order([self.labels[i] for i in rest], cfg.budget_seed, salt=104729)
         pool = sorted(rest[p] for members in order.values() for p in members[:per_class])
