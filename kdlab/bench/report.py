@@ -231,7 +231,7 @@ def takeaways(result: dict) -> list[str]:
     abl = result.get("ablations", {})
     parts = [(n, e) for n, e in abl.items() if e.get("delta") is not None and n != "no_teacher_cache"]
     if parts:
-        if several:
+        if several and all(e.get("ci95") for _, e in parts):
             text = "; ".join(f"`{n}` {e['delta']:+.1f} [{e['ci95'][0]:+.1f}, {e['ci95'][1]:+.1f}] "
                              f"({'no difference shown' if e['verdict'] == 'not distinguishable' else e['verdict'] + ' without the part'})"
                              for n, e in parts)
