@@ -1,4 +1,4 @@
-"""The progressive cascade (GUIDE §1): teacher -> assistant(s) -> student over a capacity ladder.
+"""The progressive cascade (README, "The method"): teacher -> assistant(s) -> student over a capacity ladder.
 
 A large capacity gap between teacher and student costs accuracy; a cascade closes it in steps.
 

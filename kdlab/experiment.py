@@ -230,7 +230,7 @@ def _labels_seen(train_set: Dataset, splits: Splits) -> dict | None:
 
 def get_teacher(protocol: str = "all", splits: Splits | None = None, *, model: str = "teacher", seed: int = 0,
                 epochs: int | None = None, progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The teacher for one protocol (GUIDE §1), trained once and then loaded from the run cache.
+    """The teacher for one protocol (README, "The method"), trained once and then loaded from the run cache.
 
     - ``"all"``: trained on every training label (the upper bound);
     - ``"labelled"``: trained on the labelled budget only;

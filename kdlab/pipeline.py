@@ -2,7 +2,7 @@
 
 - :func:`run_distill` (``kdlab distill``): a teacher by protocol, then one student distilled
   with one method (any baseline or SKD), trained in ``<out>/fit``.
-- :func:`run_skd` (``kdlab skd`` and ``kdlab cascade``): the whole method of GUIDE §1. Teacher
+- :func:`run_skd` (``kdlab skd`` and ``kdlab cascade``): the whole method (README, "The method"). Teacher
   by protocol -> weak labels -> pseudo-labels -> a progressive cascade over a capacity ladder
   (:func:`kdlab.cascade.cascade`, in ``<out>/cascade``) -> the student.
 

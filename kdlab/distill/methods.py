@@ -18,7 +18,7 @@ sp         Tung & Mori 2019: CE + 3000 * SP on the last stage
 rkd        Park et al. 2019: CE + RKD(distance 25, angle 50) on the head embeddings ``head.embed``
 pkt        Passalis & Tefas 2018: CE + 30000 * PKT on the head embeddings
 nst        Huang & Wang 2017: CE + 50 * NST (polynomial kernel) on every stage pair at the same depth
-skd        kdlab's reading of the staged KD paper (GUIDE section 1): CE + KD(T=4) + substage
+skd        kdlab's reading of the staged KD paper (README, "The method"): CE + KD(T=4) + substage
            feature-distribution terms weighted by the CKA-softmax pairing, progressive schedule
 =========  ==========================================================================================
 

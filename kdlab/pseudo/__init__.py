@@ -1,4 +1,4 @@
-"""Pseudo-label optimization (GUIDE §1): weak labels, the multi-view ensemble, refinement, metrics.
+"""Pseudo-label optimization (README, "The method"): weak labels, the multi-view ensemble, refinement, metrics.
 
 Modules, one concern each: ``weak`` (label budgets with injected noise, true labels kept aside),
 ``views`` (datasets that carry given or pseudo-labels and flip them correctly), ``ensemble``

@@ -1,6 +1,6 @@
 """Weak labels: a few given labels, some of them wrong, with the true ones kept aside for measuring.
 
-Weak supervision in kdlab means two things at once (GUIDE §1): only a budget of training videos
+Weak supervision in kdlab means two things at once (README, "The method"): only a budget of training videos
 carries a label, and a fraction of those labels is wrong. :func:`inject_label_noise` makes the
 wrong ones, seeded and exact in number; :class:`WeakLabels` records what the learner is given
 (``given``, -1 where unlabelled) next to what is true (``true``), which only metrics may read.
