@@ -9,8 +9,8 @@ order and writes the same files as a run with one job. (A worker's thread count 
 single process's, and floating-point sums in another order can move a run's accuracy by a
 clip or so, as any change of thread count can; the run cache keeps whichever trained first.)
 
-Small video models use two CPU threads poorly, so two one-thread processes finish a benchmark
-sooner than one two-thread process (measured in the README, "Benchmark").
+Small video models use several CPU threads poorly, which is why ``make bench`` runs two one-thread
+processes on two cores; that this beats one two-thread process is an expectation, not yet measured.
 """
 
 from __future__ import annotations
