@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kdlab.bench import BenchConfigError, load_config, mean_std, plan, quick_config, run_benchmark
-from kdlab.bench.report import markdown, takeaways
+from kdlab.bench.report import markdown
 from kdlab.cli import main
 from kdlab.data import generate_dataset
 

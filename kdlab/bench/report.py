@@ -94,7 +94,7 @@ def _num(x, fmt: str = ".1f") -> str:
 
 def markdown(result: dict) -> str:
     """The Markdown report of a benchmark result (what ``results/benchmark.md`` holds)."""
-    t, s = result["teacher"], result["student"]
+    t = result["teacher"]
     seeds = ", ".join(map(str, result["seeds"]))
     lines = [
         f"# kdlab benchmark ({result['variant']} variant{'' if result.get('complete') else ', INCOMPLETE'})",
