@@ -370,3 +370,25 @@ def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scr
           f"skd {skd_acc} -> {skd_mean:.1f}% (chance 25%)")
     assert teacher_acc >= 60.0
     assert skd_mean >= scratch_mean + 10.0
+
+
+def test_the_no_feature_terms_ablation_is_kd_with_skds_weights_from_the_first_epoch():
+    from kdlab.bench.config import TUNED_SKD
+    from kdlab.bench.runner import ABLATION_CHANGES
+
+    teacher, student = pair()
+    data = MovingBar(6)
+    batch = batch_of(data, 6, unlabelled=[1, 4])
+    obj = make_objective("skd", teacher, student, clip_shape=TOY, probe=data, epochs=8,
+                         **{**TUNED_SKD, **ABLATION_CHANGES["no_feature_terms"]})
+    obj.on_epoch_start(epoch=0, model=student)
+    terms, logits = obj(student, batch)
+    assert set(terms) == {"label", "kd"}
+    teacher.eval()
+    with torch.no_grad():
+        p_t = torch.softmax(teacher(batch[0]) / 4, 1)
+    kl = (p_t * (p_t.log() - torch.log_softmax(logits / 4, 1))).sum(1).mean() * 16
+    assert torch.allclose(terms["kd"], TUNED_SKD["logit_weight"] * kl, rtol=1e-4, atol=1e-7)
+    labelled = batch[1] >= 0
+    ce = F.cross_entropy(logits[labelled], batch[1][labelled])
+    assert torch.allclose(terms["label"], TUNED_SKD["label_weight"] * ce, rtol=1e-5)

@@ -37,6 +37,8 @@ ABLATIONS = {
     "joint_schedule": ("no_cascade", "progressive schedule -> joint (every term on from the start)"),
     "mse_features": ("no_cascade", "feature-distribution loss -> plain MSE on the adapted features"),
     "raw_pseudo_labels": ("no_cascade", "pseudo-label refinement off: the raw teacher argmax of one clip"),
+    "no_feature_terms": ("no_cascade", "substage feature terms off: KD and the refined pseudo-labels only, KD on "
+                                       "from the first epoch"),
     "no_teacher_cache": ("no_cascade", "teacher cache off: the teacher runs on every batch (same views)"),
 }
 
@@ -65,7 +67,7 @@ TUNED_METHODS = {"dkd": {"dkd_beta": 2.0, "kd_temperature": 4.0, "logit_weight":
 REGIMES: dict[str, dict] = {
     "discriminative": dict(pool=30, epochs=16, seeds=(0, 1, 2, 3, 4), sweep_budgets=(5.0, 20.0, 50.0),
                            ablations=("no_cascade", "identity_pairing", "joint_schedule", "mse_features",
-                                      "raw_pseudo_labels"),
+                                      "raw_pseudo_labels", "no_feature_terms"),
                            skd=TUNED_SKD, method_options=TUNED_METHODS, cascade_steps=1),
     "easy": dict(pool=None, epochs=8, seeds=(0, 1, 2), methods=("scratch_pseudo", "kd"),
                  references=("student_all_labels",), ablations=(), sweep_budgets=(),

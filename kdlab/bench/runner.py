@@ -57,6 +57,9 @@ ABLATION_CHANGES = {
     "mse_features": {"feature_loss": "mse"},
     "raw_pseudo_labels": {"clips": 1, "pseudo_settings": RAW_PSEUDO},
     "no_teacher_cache": {"teacher_cache": None},
+    # Without feature terms a progressive schedule would only delay KD to the last phase: joint keeps KD on
+    # throughout, so the run is KD on the same refined pseudo-labels, the same label/logit weights.
+    "no_feature_terms": {"feature_loss": None, "schedule": "joint"},
 }
 
 
