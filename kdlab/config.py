@@ -1,5 +1,9 @@
 """One place for kdlab's global settings: quick mode, the data and runs folders, threads.
 
+Threads: kdlab lets torch use every CPU this process may run on; ``KDLAB_THREADS=N`` sets another
+number (:func:`threads`). Notebooks apply it with :func:`kdlab.setup_notebook`; the benchmark and
+the tests set their own counts where a measurement depends on them.
+
 Quick mode (``KDLAB_QUICK=1``, set by CI and ``make test``) shrinks datasets and epochs so the
 whole notebook series runs in a few minutes. Code never copies sizes into notebooks: it asks
 :func:`pick` for the value of the current mode.
@@ -57,3 +61,30 @@ def progress_allowed() -> bool:
     final "idle" message is dropped, and nbval reports "Timeout ... waiting for output".
     """
     return os.environ.get("KDLAB_PROGRESS", "").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def threads() -> int:
+    """Threads for torch: ``$KDLAB_THREADS`` if set (an integer >= 1), else every CPU this process
+    may use (its CPU affinity, which a container or ``taskset`` may limit)."""
+    value = os.environ.get("KDLAB_THREADS", "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"KDLAB_THREADS={value!r}: expected an integer >= 1 (threads for torch)")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows: no affinity API
+        return max(1, os.cpu_count() or 1)
+
+
+def apply_threads() -> int:
+    """Set torch's intra-op threads to :func:`threads`; returns the number."""
+    import torch
+
+    n = threads()
+    torch.set_num_threads(n)
+    return n
