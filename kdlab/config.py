@@ -48,6 +48,16 @@ def data_dir() -> Path:
     return Path(os.environ.get("KDLAB_DATA") or project_root() / "data")
 
 
+def display_path(path: str | Path) -> str:
+    """``path`` for messages and notebook outputs: relative to the project (``data/simmotion``,
+    ``runs/teacher-all-...``) when it lies inside it, so outputs never show this machine's
+    folders; otherwise as given."""
+    try:
+        return Path(path).resolve().relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def runs_dir() -> Path:
     """Where trained models and run folders are kept: ``$KDLAB_RUNS`` or ``<project>/runs``."""
     return Path(os.environ.get("KDLAB_RUNS") or project_root() / "runs")
