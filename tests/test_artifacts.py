@@ -165,3 +165,16 @@ def test_clear_errors_for_files_that_are_not_artifacts(tmp_path, capsys):
     truncated.write_bytes(good.read_bytes()[:200])
     assert main(["artifacts", "unpack", str(truncated)]) == 2
     assert "is damaged or truncated" in capsys.readouterr().err
+
+
+def test_teacher_cache_keys_follow_the_content_not_the_folder(dataset, tmp_path):
+    from kdlab.data import VideoFolder
+    from kdlab.distill.teacher_cache import CachedViews
+
+    moved = copy_of(dataset, tmp_path / "moved" / "other-name")
+    key = [CachedViews(VideoFolder(r, "train", frames=4, size=16, flip=True, sampling="random"), views=2).fingerprint()
+           for r in (dataset, moved)]
+    assert key[0] == key[1] and str(dataset) not in json.dumps(key[0])
+    (moved / "trainlist01.txt").write_text("".join((moved / "trainlist01.txt").read_text().splitlines(True)[:-1]))
+    changed = CachedViews(VideoFolder(moved, "train", frames=4, size=16, flip=True, sampling="random"), views=2)
+    assert changed.fingerprint() != key[0]
