@@ -45,13 +45,15 @@ def labels_seen(dataset_name: str, videos: Sequence[str], protocol: str | None =
 
 
 def _same_dataset(record: dict, splits) -> bool:
-    """Whether ``record`` was made on the dataset of ``splits``: by content fingerprint when the
-    record has one, else (older records) by the dataset folder's name."""
+    """Whether ``record`` was made on the dataset of ``splits``: the same folder name, or (a record
+    with a fingerprint) the same content under another name or path. A guard errs on warning."""
+    if record.get("dataset") == splits.root.name:
+        return True
     if record.get("fingerprint"):
         from kdlab.data.fingerprint import dataset_fingerprint
 
         return record["fingerprint"] == dataset_fingerprint(splits.root)
-    return record.get("dataset") == splits.root.name
+    return False
 
 
 def mark_teacher(model: nn.Module, record: dict | None) -> nn.Module:
