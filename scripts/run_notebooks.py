@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
+from nbclient.exceptions import CellTimeoutError
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
 from kdlab.artifacts import SERIES_LOG
@@ -40,6 +41,8 @@ def run(path: Path, out: Path, timeout: int) -> tuple[float, str | None, list[st
         executor.preprocess(nb, {"metadata": {"path": str(path.parent)}})
     except CellExecutionError as exc:
         error = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+    except CellTimeoutError:  # the executed part is still written, and the other notebooks still run
+        error = f"a cell ran over {timeout} s (--timeout)"
     seconds = time.perf_counter() - start
     failed = [line for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
               for line in output.get("text", "").splitlines() if line.startswith(FAIL + " ")]
