@@ -23,13 +23,14 @@ notebooks: $(STAMP)
 	$(VENV)/bin/kdlab data
 	$(PY) scripts/run_notebooks.py --out build/notebooks --timeout $(NB_TIMEOUT) $(NOTEBOOKS)
 
-## The tests: pytest on tests/ and nbval on every numbered notebook, in quick mode.
+## The tests: pytest on tests/ and nbval on every numbered notebook, in quick mode. KDLAB_STRICT=1:
+## a notebook's failed kdlab.check(...) raises, so a broken claim fails the run (in class it only prints ✗).
 test: $(STAMP)
-	KDLAB_QUICK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
-	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
+	KDLAB_QUICK=1 KDLAB_STRICT=1 $(PY) -m pytest tests $(PYTEST_ARGS)
+	KDLAB_QUICK=1 KDLAB_STRICT=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
 
 test-fast: $(STAMP)
-	KDLAB_QUICK=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+	KDLAB_QUICK=1 KDLAB_STRICT=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

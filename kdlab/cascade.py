@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from kdlab.config import runs_dir
+from kdlab.config import display_path, runs_dir
 from kdlab.correlation import substage_correlation
 from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_objective, weights_digest
 from kdlab.distill.methods import METHODS
@@ -58,6 +58,7 @@ from kdlab.progress import tqdm
 from kdlab.pseudo import LabelView, PseudoLabeler, PseudoLabels, WeakLabels, fit_temperature, predict
 from kdlab.pseudo.ensemble import Predictions
 from kdlab.protocol import check_teacher
+from kdlab.artifacts import note_run
 from kdlab.runs import claim_folder, load_model, run_key, save_model
 from kdlab.train import distributed, evaluate, fit
 
@@ -416,6 +417,8 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
     }
     config = json.loads(json.dumps(config))
     out = Path(out_dir) if out_dir is not None else runs_dir() / f"cascade-{run_key(config)}"
+    if out_dir is None:
+        note_run(out)
     claim_folder(out / CONFIG, config, write=rank == 0)
 
     # Rung 0: the teacher.
@@ -465,7 +468,11 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
             labels, weights = weak.given.clone(), None
         if (folder / "model.pt").is_file():
             model, info = load_model(folder)
+            if show:
+                print(f"loaded rung {k} ({names[k]}) from {display_path(folder)} (trained before; nothing to train)")
         else:
+            if show:
+                print(f"training rung {k} ({names[k]}) into {display_path(folder)}")
             model, info = _train_rung(
                 k, rungs[k], teachers, splits, labels, weights, views=views, method=method, epochs=epochs,
                 seed=seed, lr=lr, batch_size=batch_size, clip_shape=clip_shape, folder=folder,

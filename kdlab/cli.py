@@ -287,6 +287,16 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_artifacts(args) -> int:
+    from kdlab.artifacts import pack, unpack
+
+    if args.action == "pack":
+        pack(args.file, runs=args.runs, series=args.series, teacher_cache=args.teacher_cache)
+    else:
+        unpack(args.file, runs=args.runs)
+    return 0
+
+
 def _cmd_export(args) -> int:
     from kdlab.export import export_student
 
@@ -459,6 +469,26 @@ def build_parser() -> argparse.ArgumentParser:
                                                                           "or pt2")
     export.add_argument("--out", help="the export's path (default: FOLDER/export/student.onnx or .pt2)")
     export.set_defaults(func=_cmd_export)
+
+    artifacts = sub.add_parser("artifacts", help="pack the trained runs into one file, or unpack such a file",
+                               formatter_class=HelpFormatter,
+                               description="Share a run cache: an instructor runs the notebooks once and packs "
+                                           "runs/ into one .tar.gz; students unpack it into their checkout, and "
+                                           "every training call finds its model instead of training. Run keys hold "
+                                           "the dataset's content fingerprint, not its path, so the data may live "
+                                           "anywhere; unpack says whether this checkout has the same data.")
+    actions = artifacts.add_subparsers(dest="action", required=True, metavar="{pack,unpack}")
+    pack = actions.add_parser("pack", help="write the finished runs of runs/ to FILE (.tar.gz)")
+    pack.add_argument("file", help="the artifact file to write, e.g. kdlab-runs.tar.gz")
+    pack.add_argument("--series", action="store_true",
+                      help="only the runs the last `make notebooks` used (runs/series-runs.txt)")
+    pack.add_argument("--teacher-cache", action="store_true", help="add the teachers' cached outputs (large)")
+    pack.add_argument("--runs", help="the run folder to pack (default: runs/ or $KDLAB_RUNS)")
+    pack.set_defaults(func=_cmd_artifacts)
+    unpack = actions.add_parser("unpack", help="put the runs of FILE into runs/ (entries already there are kept)")
+    unpack.add_argument("file", help="an artifact file from `kdlab artifacts pack`")
+    unpack.add_argument("--runs", help="the run folder to fill (default: runs/ or $KDLAB_RUNS)")
+    unpack.set_defaults(func=_cmd_artifacts)
 
     from kdlab.bench.cli import add_bench_parser  # last: the benchmark's own module owns its flags
     add_bench_parser(sub)

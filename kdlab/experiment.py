@@ -34,6 +34,7 @@ from torch.utils.data import Dataset, Subset
 from kdlab import config
 from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, train_val_split
 from kdlab.data.budgets import per_class_order, choose_budget
+from kdlab.data.fingerprint import dataset_fingerprint
 from kdlab.models import build_model, count_flops, count_parameters
 from kdlab.protocol import labels_seen, mark_teacher
 from kdlab.settings import SettingError
@@ -64,8 +65,15 @@ class DataConfig:
         return Path(self.root) if self.root else default_dataset()
 
     def key(self) -> dict:
-        """The configuration as stored in run keys (with the resolved dataset folder)."""
-        key = {**dataclasses.asdict(self), "root": str(self.resolved_root().resolve()), "budget": float(self.budget)}
+        """The configuration as stored in run keys: what the data *is*, never where it lives.
+
+        ``root`` is replaced by ``dataset``, the content fingerprint of the resolved dataset
+        (:func:`kdlab.data.fingerprint.dataset_fingerprint`), so a run cache made in one folder is
+        found again in another (``kdlab artifacts pack/unpack``) with the same data at another path.
+        """
+        key = {**dataclasses.asdict(self), "budget": float(self.budget)}
+        del key["root"]
+        key["dataset"] = dataset_fingerprint(self.resolved_root())
         if self.pool is None:
             del key["pool"]  # keys of runs without a pool stay what they were before pools existed
         return key
@@ -167,7 +175,7 @@ class Splits:
         return out
 
     def summary(self) -> dict:
-        return {"root": str(self.root), "classes": self.num_classes, "train": len(self.labels),
+        return {"root": config.display_path(self.root), "classes": self.num_classes, "train": len(self.labels),
                 "labelled": len(self.labelled), "unlabelled": len(self.unlabelled), "val": len(self.val),
                 "test": len(self.test), "budget": self.cfg.budget, "pool": self.cfg.pool}
 
@@ -224,7 +232,8 @@ def train_classifier(model_name: str, train_set: Dataset, splits: Splits, *, kin
 def _labels_seen(train_set: Dataset, splits: Splits) -> dict | None:
     """The :func:`kdlab.protocol.labels_seen` record of a subset of ``splits.train`` (else None)."""
     if isinstance(train_set, Subset) and train_set.dataset is splits.train:
-        return labels_seen(splits.root.name, [splits.train.samples[i][0] for i in train_set.indices])
+        return labels_seen(splits.root.name, [splits.train.samples[i][0] for i in train_set.indices],
+                           fingerprint=dataset_fingerprint(splits.root))
     return None
 
 

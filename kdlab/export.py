@@ -58,7 +58,7 @@ def find_student(folder: str | Path) -> tuple[nn.Module, dict]:
         path, data = folder / "checkpoint.pt", report["config"]
     elif (folder / "model.pt").is_file():  # a run-cache folder (kdlab.runs)
         path, data = folder / "model.pt", config.get("data", {})
-        data = {**data, "data": data.get("root")}
+        data = {**data, "data": data.get("root") or _dataset_of(data.get("dataset"))}
     else:
         raise FolderError(f"{folder} is not a kdlab output folder (no config.json, checkpoint.pt or model.pt)")
     state = load_checkpoint(path)
@@ -68,6 +68,17 @@ def find_student(folder: str | Path) -> tuple[nn.Module, dict]:
     model.load_state_dict(state["model"])
     return model.eval(), {"checkpoint": str(path), "data": data.get("data"), "frames": int(data.get("frames", 8)),
                           "size": int(data.get("size", 32))}
+
+
+def _dataset_of(fingerprint: str | None) -> str | None:
+    """The dataset under the data folder with this content fingerprint (run keys hold no paths)."""
+    if not fingerprint:
+        return None
+    from kdlab.config import data_dir
+    from kdlab.data.fingerprint import find_dataset
+
+    found = find_dataset(fingerprint, data_dir())
+    return None if found is None else str(found)
 
 
 def _batch_dim() -> tuple[dict, ...]:

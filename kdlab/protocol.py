@@ -32,10 +32,28 @@ class LabelLeakWarning(UserWarning):
     """A teacher saw the labels of videos that a student treats as unlabelled."""
 
 
-def labels_seen(dataset_name: str, videos: Sequence[str], protocol: str | None = None) -> dict:
+def labels_seen(dataset_name: str, videos: Sequence[str], protocol: str | None = None,
+                fingerprint: str | None = None) -> dict:
     """The record of a model's training labels: the dataset's folder name, the relative paths of
-    the videos whose labels it trained on (sorted, unique), and the teacher protocol if any."""
-    return {"dataset": dataset_name, "videos": sorted(set(videos)), "protocol": protocol}
+    the videos whose labels it trained on (sorted, unique), the teacher protocol if any, and the
+    dataset's content fingerprint (:func:`kdlab.data.fingerprint.dataset_fingerprint`) when known,
+    which identifies the dataset wherever it lives (a run cache unpacked into another checkout)."""
+    record = {"dataset": dataset_name, "videos": sorted(set(videos)), "protocol": protocol}
+    if fingerprint is not None:
+        record["fingerprint"] = fingerprint
+    return record
+
+
+def _same_dataset(record: dict, splits) -> bool:
+    """Whether ``record`` was made on the dataset of ``splits``: the same folder name, or (a record
+    with a fingerprint) the same content under another name or path. A guard errs on warning."""
+    if record.get("dataset") == splits.root.name:
+        return True
+    if record.get("fingerprint"):
+        from kdlab.data.fingerprint import dataset_fingerprint
+
+        return record["fingerprint"] == dataset_fingerprint(splits.root)
+    return False
 
 
 def mark_teacher(model: nn.Module, record: dict | None) -> nn.Module:
@@ -49,7 +67,7 @@ def leaked_videos(teacher: nn.Module, splits) -> list[str]:
     """Relative paths of the videos in ``splits.unlabelled`` whose labels ``teacher`` trained on
     ([] when there are none, or when the teacher carries no record)."""
     record = getattr(teacher, ATTRIBUTE, None)
-    if not record or record.get("dataset") != splits.root.name:
+    if not record or not _same_dataset(record, splits):
         return []
     seen = set(record["videos"])
     return sorted({splits.train.samples[i][0] for i in splits.unlabelled} & seen)

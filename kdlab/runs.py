@@ -18,7 +18,8 @@ from typing import Callable
 
 from torch import nn
 
-from kdlab.config import runs_dir
+from kdlab.config import display_path, runs_dir
+from kdlab.artifacts import note_run
 from kdlab.io import atomic_save, atomic_write_text, load_checkpoint
 from kdlab.models import model_from_arch
 from kdlab.train import ResumeMismatchError, unwrap
@@ -63,17 +64,18 @@ def load_or_train(kind: str, config: dict, train: Callable[[Path], tuple[nn.Modu
     and returns ``(model, info)``; ``info`` is a JSON-serialisable dict of metrics.
     """
     folder = run_folder(kind, config, root)
+    note_run(folder)
     if retrain and (folder / "model.pt").exists():
         (folder / "model.pt").unlink()
     if (folder / "model.pt").is_file():
         model, info = load_model(folder)
         if verbose:
-            print(f"loaded {kind} from {folder}")
+            print(f"loaded {kind} from {display_path(folder)} (trained before; nothing to train)")
         return model, info
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "config.json", json.dumps(config, indent=1, sort_keys=True, default=str))
     if verbose:
-        print(f"training {kind} into {folder}")
+        print(f"training {kind} into {display_path(folder)}")
     model, info = train(folder / "fit")
     save_model(folder, model, info)
     return model, info

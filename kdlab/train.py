@@ -41,7 +41,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from kdlab.progress import tqdm
+from kdlab.progress import summary, tqdm
 
 from kdlab.hooks import unwrap
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
@@ -500,6 +500,11 @@ def fit(
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     bar.close()
+    if history.records and epochs > start_epoch:
+        last = history.records[-1]
+        seconds = sum(r.get("seconds", 0.0) for r in history.records[start_epoch:])
+        shown = ", ".join(f"{k} {last[k]:.3g}" for k in ("train/loss", "train/acc", "val/top1") if k in last)
+        summary(f"fit: epochs {start_epoch + 1}-{last['epoch'] + 1} of {epochs} in {seconds:.0f} s | {shown}", show=show)
     if board is not None:
         board.close()
     if history.best_state is None and history.records:

@@ -11,8 +11,8 @@ outputs on every view can be computed once and read back in later epochs (and by
 - :class:`TeacherCache` runs the teacher over every (video, view), stores its logits and tapped
   stage features as float16 ``.npy`` files, memory-mapped when read, and serves them by
   ``(index, view)``. Its folder name is a fingerprint of the teacher's weights and buffers, the
-  data configuration (root, split, frames, size, sampling, flip, the videos, a hash of a few
-  views' pixels), the view recipe, the tapped stages and the cached videos: a changed teacher,
+  data configuration (the dataset's content fingerprint, split, frames, size, sampling, flip, the
+  videos, a hash of a few views' pixels), the view recipe, the tapped stages and the cached videos: a changed teacher,
   augmentation or clip sampling gets a new folder and a recompute, never stale outputs.
 
 The folder is written under a temporary name and renamed into place when complete.
@@ -57,12 +57,24 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def _where(root) -> str:
+    """A dataset folder as part of a cache key: its content fingerprint
+    (:func:`kdlab.data.fingerprint.dataset_fingerprint`, so a cache made in one checkout is found in
+    another), or its resolved path for a folder without split files."""
+    from kdlab.data.fingerprint import dataset_fingerprint
+
+    try:
+        return "dataset:" + dataset_fingerprint(root)
+    except (OSError, ValueError):
+        return str(Path(root).resolve())
+
+
 def describe_dataset(ds: Dataset) -> dict:
     """What decides a dataset's clips, as a JSON-able dict (a dataset may define ``cache_key()``).
 
     Looks through ``Subset`` (keeping its indices) and reads the attributes in ``_DATA_ATTRS``,
-    hashes of the video list and frame counts, and the clip cache's key (which hashes every
-    video's byte size and modification time).
+    hashes of the video list and frame counts. The dataset folder enters as its content
+    fingerprint, never its path (a cache unpacked into another checkout is found there).
     """
     if hasattr(ds, "cache_key"):
         return {"type": type(ds).__qualname__, "key": ds.cache_key()}
@@ -73,13 +85,13 @@ def describe_dataset(ds: Dataset) -> dict:
     for attr in _DATA_ATTRS:
         if hasattr(ds, attr):
             value = getattr(ds, attr)
-            d[attr] = str(Path(value).resolve()) if attr == "root" else value
+            d[attr] = _where(value) if attr == "root" else value
     for attr in ("samples", "counts"):
         if hasattr(ds, attr):
             d[attr] = _sha1(list(getattr(ds, attr)))
     clip_cache = getattr(ds, "cache", None)
-    if hasattr(clip_cache, "data_path"):
-        d["clip_cache"] = Path(clip_cache.data_path).name
+    if hasattr(clip_cache, "data_path") and not str(d.get("root", "")).startswith("dataset:"):
+        d["clip_cache"] = Path(clip_cache.data_path).name  # a folder without split files: its files' key
     for attr in ("transform", "target_transform"):  # only when set: keys of datasets without one stay as they were
         if getattr(ds, attr, None) is not None:
             d[attr] = repr(getattr(ds, attr))
