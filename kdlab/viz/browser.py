@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ._widget import FigureWidget
 from .video import as_frames
 
 __all__ = ["model_probs", "mistakes", "prediction_rows", "VideoBrowser"]
@@ -67,7 +68,7 @@ def prediction_rows(probs: Mapping[str, torch.Tensor], true, row: int, classes: 
     return out
 
 
-class VideoBrowser:
+class VideoBrowser(FigureWidget):
     """A slider over chosen videos of a dataset: frames, and each model's class probabilities.
 
     Args:
@@ -93,11 +94,7 @@ class VideoBrowser:
         self.true = torch.tensor([int(dataset[r][1]) for r in range(n)]) if n <= 5000 else None
         self.max_frames = max_frames
         self.slider = w.IntSlider(0, 0, len(self.rows) - 1, description="video", continuous_update=False)
-        self.output = w.Output()
-        self.figure = plt.figure(figsize=(11, 4.2))
-        plt.close(self.figure)  # shown through the Output widget only
-        self.slider.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.slider, self.output])
+        self._wire(self.slider, (self.slider,), plt.figure(figsize=(11, 4.2)))
         self.current: list[dict] = []
         self.update()
 
@@ -126,9 +123,5 @@ class VideoBrowser:
         said = "; ".join(f"{r['model']}: {r['predicted']} ({r['confidence']:.2f})" for r in self.current)
         fig.suptitle(f"video {row} ({self.slider.value + 1} of {len(self.rows)}), truly {self.classes[label]} | {said}",
                      fontsize=9)
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(fig)
+        self._show()
         return self.current

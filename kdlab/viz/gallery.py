@@ -13,6 +13,7 @@ import numpy as np
 
 from kdlab.data import hflip
 
+from ._widget import FigureWidget
 from .video import as_frames
 
 __all__ = ["mirror_triplet", "MirrorExplorer"]
@@ -37,7 +38,7 @@ def mirror_triplet(dataset, label: int, occurrence: int = 0) -> dict:
             "titles": [name, f"{name}, mirrored: label -> {other}", f"a real {other}"]}
 
 
-class MirrorExplorer:
+class MirrorExplorer(FigureWidget):
     """A class slider over :func:`mirror_triplet`: three rows of frames, redrawn as it moves.
 
     ``.widget`` is the ipywidgets box to display, ``.slider`` its control, ``.view`` the current
@@ -50,11 +51,7 @@ class MirrorExplorer:
         self.dataset, self.max_frames = dataset, max_frames
         self.slider = w.SelectionSlider(options=[(c, k) for k, c in enumerate(dataset.classes)], value=0,
                                         description="class", continuous_update=False)
-        self.output = w.Output()
-        self.figure = plt.figure(figsize=(1.2 * max_frames + 2.5, 4.2))
-        plt.close(self.figure)  # shown through the Output widget only
-        self.slider.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.slider, self.output])
+        self._wire(self.slider, (self.slider,), plt.figure(figsize=(1.2 * max_frames + 2.5, 4.2)))
         self.view: dict = {}
         self.update()
 
@@ -75,9 +72,5 @@ class MirrorExplorer:
                     ax.imshow(frames[t])
             axes[r, 0].set_ylabel(title, rotation=0, ha="right", va="center", fontsize=8)
         fig.subplots_adjust(left=0.25, right=0.99, wspace=0.05, hspace=0.1)
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(fig)
+        self._show()
         return v

@@ -22,6 +22,8 @@ import torch
 
 from kdlab.losses import kd_loss
 
+from ._widget import FigureWidget
+
 __all__ = ["kd_view", "draw_kd", "KDExplorer"]
 
 
@@ -93,7 +95,7 @@ def draw_kd(axes, view: dict, classes: Sequence[str], highlight: Sequence[int] =
             ax.get_xticklabels()[c].set_fontweight("bold")
 
 
-class KDExplorer:
+class KDExplorer(FigureWidget):
     """A temperature slider (and a T^2-factor checkbox) over one video's soft targets and KD gradient.
 
     Args:
@@ -119,12 +121,8 @@ class KDExplorer:
         grid = np.logspace(-0.5, 1.3, 40)
         self.grad_limit = 1.1 * max(np.abs(kd_view(teacher_logits, student_logits, T, s)["gradient"]).max()
                                     for T in grid for s in (True, False))
-        self.output = w.Output()
-        self.figure, self.axes = plt.subplots(1, 2, figsize=(11, 3.4))
-        plt.close(self.figure)  # shown through the Output widget only
-        for control in (self.temperature, self.scaled):
-            control.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.temperature, self.scaled]), self.output])
+        figure, self.axes = plt.subplots(1, 2, figsize=(11, 3.4))
+        self._wire(w.HBox([self.temperature, self.scaled]), (self.temperature, self.scaled), figure)
         self.view: dict = {}
         self.update()
 
@@ -133,9 +131,5 @@ class KDExplorer:
         self.view = kd_view(self.teacher_logits, self.student_logits, self.temperature.value, self.scaled.value)
         draw_kd(self.axes, self.view, self.classes, self.highlight, self.grad_limit)
         self.figure.tight_layout()
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(self.figure)
+        self._show()
         return self.view

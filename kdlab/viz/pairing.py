@@ -18,6 +18,7 @@ import torch
 
 from kdlab.correlation import softmax_pairing
 
+from ._widget import FigureWidget
 from .heatmaps import plot_correlation
 
 __all__ = ["pairing_view", "PairingExplorer"]
@@ -43,7 +44,7 @@ def pairing_view(R_history: Sequence, W_history: Sequence, index: int, tau: floa
     return view
 
 
-class PairingExplorer:
+class PairingExplorer(FigureWidget):
     """An epoch slider over a run's recorded R and W, drawn side by side.
 
     Args:
@@ -66,11 +67,8 @@ class PairingExplorer:
         self.tau = tau
         pairing_view(self.R_history, self.W_history, 0, tau)  # checks the inputs
         self.slider = w.IntSlider(0, 0, len(self.R_history) - 1, description="record", continuous_update=False)
-        self.output = w.Output()
-        self.figure, self.axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        plt.close(self.figure)  # shown through the Output widget only
-        self.slider.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.slider, self.output])
+        figure, self.axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        self._wire(self.slider, (self.slider,), figure)
         self.view: dict = {}
         self.update()
 
@@ -92,9 +90,5 @@ class PairingExplorer:
             fig.suptitle(f"W = row-softmax(R / {self.tau:g}): largest difference {self.view['max_diff']:.1e}",
                          fontsize=9)
         fig.tight_layout()
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(fig)
+        self._show()
         return self.view

@@ -15,6 +15,8 @@ import numpy as np
 
 from kdlab.bench.stats import paired_ci, verdict
 
+from ._widget import FigureWidget
+
 __all__ = ["paired_seeds", "SeedExplorer"]
 
 
@@ -42,7 +44,7 @@ def paired_seeds(result: dict, method: str, reference: str = "kd", max_seeds: in
             "reference": reference}
 
 
-class SeedExplorer:
+class SeedExplorer(FigureWidget):
     """A method slider and a seed-count slider over :func:`paired_seeds`.
 
     ``.widget`` is the ipywidgets box to display; ``.method`` and ``.seeds`` its sliders; ``.view``
@@ -60,12 +62,8 @@ class SeedExplorer:
         self.method = w.SelectionSlider(options=names, value=names[0], description="method",
                                         continuous_update=False)
         self.seeds = w.IntSlider(most, 1, most, description="seeds", continuous_update=False)
-        self.output = w.Output()
-        self.figure, self.axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.4, 1]})
-        plt.close(self.figure)  # shown through the Output widget only
-        for control in (self.method, self.seeds):
-            control.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.method, self.seeds]), self.output])
+        figure, self.axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1.4, 1]})
+        self._wire(w.HBox([self.method, self.seeds]), (self.method, self.seeds), figure)
         self.view: dict = {}
         self.update()
 
@@ -89,9 +87,5 @@ class SeedExplorer:
         bx.set_title(f"mean {v['mean']:+.1f}, 95 % CI [{lo:+.1f}, {hi:+.1f}]: {v['verdict']}", fontsize=9)
         bx.legend(fontsize=7, loc="upper right")
         self.figure.tight_layout()
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(self.figure)
+        self._show()
         return v

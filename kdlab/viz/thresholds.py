@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ._widget import FigureWidget
+
 __all__ = ["threshold_table", "draw_thresholds", "ThresholdExplorer"]
 
 
@@ -85,7 +87,7 @@ def draw_thresholds(ax, table: dict, classes: Sequence[str]) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-class ThresholdExplorer:
+class ThresholdExplorer(FigureWidget):
     """A threshold slider over :func:`threshold_table`, redrawn as it moves.
 
     Args:
@@ -104,11 +106,8 @@ class ThresholdExplorer:
         self.classes = list(classes)
         self.threshold = w.FloatSlider(threshold, min=0.0, max=1.0, step=0.01, description="threshold",
                                        continuous_update=False, readout_format=".2f")
-        self.output = w.Output()
-        self.figure, self.ax = plt.subplots(figsize=(9, 3.2))
-        plt.close(self.figure)  # shown through the Output widget only
-        self.threshold.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.threshold, self.output])
+        figure, self.ax = plt.subplots(figsize=(9, 3.2))
+        self._wire(self.threshold, (self.threshold,), figure)
         self.table: dict = {}
         self.update()
 
@@ -118,9 +117,5 @@ class ThresholdExplorer:
                                      len(self.classes))
         draw_thresholds(self.ax, self.table, self.classes)
         self.figure.tight_layout()
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(self.figure)
+        self._show()
         return self.table
