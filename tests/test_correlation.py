@@ -351,3 +351,17 @@ def test_slider_value_changes_the_plotted_epoch():
     view.slider.value = 0
     assert np.allclose(_mesh_values(view.ax), history[0].numpy().reshape(-1))
     assert len(view.figure.axes) == 2  # redraws reuse the heatmap and colour-bar axes
+
+
+def test_correlation_row_shares_one_colour_scale_and_one_colour_bar():
+    import matplotlib.pyplot as plt
+
+    from kdlab.viz.heatmaps import plot_correlation_row
+
+    a = np.array([[0.9, 0.1], [0.2, 0.5]])
+    b = np.array([[-0.1, 0.3], [0.4, 0.2]])
+    fig = plot_correlation_row({"a": a, "b": (b, ["s1", "s2"], ["t1", "t2"])}, label="linear CKA")
+    meshes = [ax.collections[0] for ax in fig.axes[:2]]
+    assert all(m.get_clim() == (-0.1, 1.0) for m in meshes)  # vmin: the smallest entry, below 0
+    assert len(fig.axes) == 3 and fig.axes[2].get_ylabel() == "linear CKA"  # two heatmaps + one colour bar
+    plt.close(fig)

@@ -33,3 +33,12 @@ def test_environment_yml_names_every_dependency():
     env = (ROOT / "environment.yml").read_text()
     missing = [n for n in names if n not in env]
     assert not missing, f"environment.yml lacks {missing}"
+
+
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_solutions.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_notebooks_match_a_notebook_and_carry_no_outputs(path):
+    assert any(p.name[:2] == path.name[:2] for p in NOTEBOOKS), f"{path.name} has no numbered notebook"
+    test_notebook_is_committed_without_outputs(path)

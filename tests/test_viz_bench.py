@@ -35,3 +35,15 @@ def test_an_ablation_whose_removal_costs_accuracy_reliably_is_a_part_that_helped
     c = colours(plot_ablations(result))
     assert c == {"joint_schedule (vs no_cascade)": GREEN, "mse_features (vs no_cascade)": RED,
                  "identity_pairing (vs no_cascade)": GREY}
+
+
+def test_students_of_one_cost_stand_apart_in_the_flops_plot():
+    from kdlab.viz.bench import plot_accuracy_flops
+
+    methods = {n: {"mean": 70 + k, "std": 1.0, "flops": 36.3e6} for k, n in enumerate(["scratch", "kd", "skd", "at"])}
+    result = {"teacher": {"flops": 370.8e6, "acc": 90.0, "protocol": "pretrained"}, "methods": methods,
+              "budget": 10, "seeds": [0]}
+    ax = plot_accuracy_flops(result).axes[0]
+    xs = [c.get_children()[0].get_xdata()[0] for c in ax.containers]  # one errorbar container per method
+    assert len(xs) == 4 and len(set(xs)) == 4  # four distinct x positions
+    assert all(36.3 / 10**0.35 < x < 36.3 * 10**0.35 for x in xs)  # all near the students' true FLOPs

@@ -22,28 +22,39 @@ def _axis(ax, size):
     return ax.figure, ax
 
 
-def plot_accuracy_flops(result: dict, ax=None):
+def plot_accuracy_flops(result: dict, ax=None, spread: float = 0.3):
     """Test top-1 (mean ± std over seeds) against inference MFLOPs per clip: the teacher and every
-    method (all students share one architecture, so they stand in one column, labelled)."""
-    fig, ax = _axis(ax, (7, 4.2))
+    method. All students share one architecture, hence one FLOPs value: to keep them apart they are
+    spread over ``spread`` decades either side of it (ordered by accuracy), on a shaded band that
+    says so, each labelled; the dotted line marks their true FLOPs."""
+    fig, ax = _axis(ax, (7.5, 4.4))
     t = result["teacher"]
     ax.scatter([t["flops"] / 1e6], [t["acc"]], marker="*", s=160, color="tab:red", label=f"teacher ({t['protocol']})",
                zorder=3)
     methods = result["methods"]
     order = sorted(methods, key=lambda n: methods[n]["mean"])
+    offsets = np.linspace(-spread, spread, len(order)) if len(order) > 1 else np.zeros(len(order))
+    columns = sorted({methods[n]["flops"] for n in order})
+    for x0 in columns:
+        x = x0 / 1e6
+        ax.axvspan(x * 10 ** (-spread * 1.3), x * 10 ** (spread * 1.3), color="0.93", zorder=0)
+        ax.axvline(x, color="0.5", ls=":", lw=1, zorder=1)
+        ax.annotate(f"students: {x:.0f} MFLOPs each\n(spread sideways to be legible)", (x, 0), xycoords=("data", "axes fraction"),
+                    xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=7, color="0.35")
     for k, name in enumerate(order):
         e = methods[name]
-        x = e["flops"] / 1e6
+        x = e["flops"] / 1e6 * 10 ** offsets[k]
         color = "tab:green" if name == "skd" else ("tab:grey" if name.startswith("scratch") else "tab:blue")
         ax.errorbar([x], [e["mean"]], yerr=[e["std"]], fmt="o", color=color, capsize=3, zorder=2)
-        ax.annotate(name, (x, e["mean"]), xytext=(8 + 46 * (k % 3), 0), textcoords="offset points", va="center",
-                    fontsize=8, color=color)
+        ax.annotate(name, (x, e["mean"] + e["std"]), xytext=(0, 4), textcoords="offset points", ha="center",
+                    va="bottom", rotation=90, fontsize=7, color=color)
     ax.set_xscale("log")
     ax.set_xlabel("inference MFLOPs per clip (log)")
     ax.set_ylabel("test top-1 (%), last epoch")
     ax.set_title(f"{result['budget']:g} % labels, {len(result['seeds'])} seed(s)")
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
+    ax.set_ylim(top=ax.get_ylim()[1] + 0.25 * (ax.get_ylim()[1] - ax.get_ylim()[0]))
     return fig
 
 

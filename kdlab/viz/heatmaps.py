@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "plot_correlation",
     "plot_correlation_history",
+    "plot_correlation_row",
     "draw_epoch",
     "CorrelationSlider",
     "correlation_slider",
@@ -189,3 +190,46 @@ class CorrelationSlider:
 def correlation_slider(history, student_names=None, teacher_names=None, epochs=None, **heatmap_kwargs):
     """A :class:`CorrelationSlider` over a list of R matrices (one per epoch)."""
     return CorrelationSlider(history, student_names, teacher_names, epochs, **heatmap_kwargs)
+
+
+def plot_correlation_row(
+    panels: dict,
+    vmin: float | None = None,
+    vmax: float | None = 1.0,
+    cmap: str = "viridis",
+    label: str = "",
+    title: str = "",
+    width: float = 4.0,
+    height: float = 3.6,
+) -> Figure:
+    """Side-by-side annotated heatmaps on **one** colour scale with **one** colour bar.
+
+    ``panels``: ``{title: R}`` or ``{title: (R, student_names, teacher_names)}``, each R an
+    (S_student, S_teacher) tensor / array or a ``SubstageCorrelation``. ``vmin=None``: the
+    smaller of 0 and the smallest entry (debiased CKA can dip below 0); ``vmax=None``: the
+    largest entry. ``label`` names the colour bar (e.g. "linear CKA" or "pairing weight W").
+    Returns the Figure; its last axes is the colour bar.
+    """
+    if not panels:
+        raise ValueError("panels is empty: pass {title: R} for at least one matrix")
+    items = []
+    for name, value in panels.items():
+        R, s, t = value if isinstance(value, tuple) else (value, None, None)
+        items.append((name, *_matrix_and_names(R, s, t)))
+    every = np.concatenate([M.ravel() for _, M, _, _ in items])
+    lo = min(0.0, float(np.nanmin(every))) if vmin is None else vmin
+    hi = float(np.nanmax(every)) if vmax is None else vmax
+    n = len(items)
+    fig, axes = plt.subplots(1, n, figsize=(width * n + 0.8, height), squeeze=False)
+    fig.subplots_adjust(left=0.06, right=0.9, wspace=0.35, bottom=0.18, top=0.82 if title else 0.88)
+    cax = fig.add_axes([0.92, 0.2, 0.012, 0.62])
+    for k, (ax, (name, M, s, t)) in enumerate(zip(axes[0], items)):
+        plot_correlation(M, s, t, ax=ax, title=name, vmin=lo, vmax=hi, cmap=cmap, cbar=(k == 0),
+                         cbar_ax=cax if k == 0 else None)
+        if k:
+            ax.set_ylabel("")
+    if label:
+        cax.set_ylabel(label)
+    if title:
+        fig.suptitle(title)
+    return fig
