@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from kdlab import __version__
+from kdlab.errors import UsageError
 
 TRAIN_DEFAULTS = {
     "model": "student", "data": None, "labels": "budget", "budget": 10.0, "budget_seed": 0, "epochs": 10,
@@ -40,9 +41,7 @@ TRAIN_DEFAULTS = {
 }
 EXIT_USAGE, EXIT_NON_FINITE, EXIT_DISK_FULL = 2, 3, 4
 
-
-class UsageError(Exception):
-    """A bad command line or configuration: printed as one line, exit status 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 def _cmd_data(args) -> int:

@@ -38,6 +38,7 @@ from kdlab.correlation import PAIRING_RULES, identity_pairing, make_pairing
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
 from kdlab.losses import CHANNEL_FREE_LOSSES, DEFAULT_FD_KIND, EMBEDDING_LOSSES, FD_KINDS, FEATURE_LOSSES, StageAdapter
 from kdlab.losses import dkd_loss, fd_loss, kd_loss
+from kdlab.modes import eval_mode
 from kdlab.train import evaluate, label_loss
 
 from .probe import CorrelationProbe, device_of
@@ -68,15 +69,9 @@ def _stages(kind: str, requested, student: nn.Module, teacher: nn.Module | None)
 @torch.no_grad()
 def _shapes(model: nn.Module, names: list[str], clip_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
     """Output shapes (without batch) of the named modules for clips of ``clip_shape`` (eval mode)."""
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with SubstageTap(model, names, detach=True) as tap:
-            model(torch.zeros(2, *clip_shape, device=device_of(model)))
-        return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
-    finally:
-        for m, training in modes.items():
-            m.train(training)
+    with eval_mode(model), SubstageTap(model, names, detach=True) as tap:
+        model(torch.zeros(2, *clip_shape, device=device_of(model)))
+    return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
 
 
 class Distillation(nn.Module):
