@@ -190,7 +190,7 @@ RUN_FLAGS = {
     "batch_size": (int, "batch size per process"),
 }
 CASCADE_FLAGS = {
-    "mode": (str, "chain (each rung learns from the previous one) or dense (from all earlier ones)"),
+    "mode": (str, "a cascade mode of kdlab.cascade.MODES"),
     "steps": (int, "assistants between teacher and student"),
     "teacher_model": (str, "the ladder's top spec"),
     "student_model": (str, "the ladder's bottom spec"),
@@ -316,6 +316,10 @@ def _add_run_flags(parser: argparse.ArgumentParser, cascade: bool) -> None:
     parser.add_argument("--out", help="output folder (config.json, checkpoints, report.json, report.md)")
     parser.add_argument("--config", help="TOML file with any of the settings below (flags win)")
     for key, (kind, text) in {**RUN_FLAGS, **(CASCADE_FLAGS if cascade else {})}.items():
+        if key == "mode":
+            from kdlab.cascade import MODES  # the help lists the table's modes
+
+            text = "; ".join(f"{name}: {mode.help}" for name, mode in MODES.items())
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
     parser.add_argument("--option", action="append", metavar="KEY=VALUE",
                         help="an objective option, e.g. --option schedule='\"joint\"' or --option label_weight=0.1 "
@@ -430,7 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     skd = sub.add_parser("skd", help="the whole SKD method (teacher, pseudo-labels, cascade) with a report",
                          description="The whole method: the teacher of a protocol, refined pseudo-labels, a "
                                      "progressive cascade distilled with SKD (substage feature-distribution terms, "
-                                     "progressive schedule), pseudo-labels re-refined after every rung. Writes "
+                                     "progressive schedule; the options of kdlab.distill.SKD_TUNED, which the "
+                                     "benchmark runs and `make tune` chose on validation; --option overrides), "
+                                     "pseudo-labels re-refined after every rung. Writes "
                                      "report.json and report.md. kdlab's reading of the paper's abstract, "
                                      "not a reproduction.", epilog=epilog,
                          formatter_class=HelpFormatter)

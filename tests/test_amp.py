@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-import kdlab.cascade as cascade_module
+import kdlab.cascade.rung as cascade_module  # where each rung's fit runs
 import kdlab.recipes as recipes
 from kdlab.cascade import capacity_ladder, cascade
 from kdlab.train import ResumeMismatchError, fit

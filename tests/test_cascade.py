@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import kdlab.cascade as cascade_module
+import kdlab.cascade.rung as cascade_module  # where each rung's fit runs
 from kdlab.cascade import DenseDistillation, capacity_ladder, cascade, ladder_table, rung_names
 from kdlab.distill import make_objective, weights_digest
 from kdlab.io import load_checkpoint
@@ -177,3 +177,26 @@ def test_a_rerun_loads_finished_rungs_and_refuses_another_configuration(splits, 
         cascade(splits, teacher, rungs, **run, mode="ring")
     with pytest.raises(ValueError, match="scratch"):
         cascade(splits, teacher, rungs, **{**run, "method": "scratch"})
+
+
+# ----------------------------------------------------------------------------- modes as a table
+
+def test_modes_are_a_table_of_which_rungs_teach_rung_k():
+    from kdlab.cascade import MODES
+
+    assert [MODES["chain"].teachers(k) for k in (1, 2, 3)] == [[0], [1], [2]]
+    assert [MODES["dense"].teachers(k) for k in (1, 2, 3)] == [[0], [0, 1], [0, 1, 2]]
+    assert all(mode.help for mode in MODES.values())
+
+
+def test_a_mode_added_to_the_table_is_accepted_by_the_cascade(monkeypatch, tmp_path):
+    from kdlab.cascade import MODES, Mode
+
+    monkeypatch.setitem(MODES, "from_teacher", Mode(lambda k: [0], "every rung learns from the teacher"))
+    splits = tiny_splits(tmp_path)
+    teacher = tiny_teacher(splits.num_classes).eval()
+    ladder = capacity_ladder(teacher.spec, teacher.spec.replace(widths=(4, 4, 8, 8), stem_width=4), steps=1)
+    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
+    result = cascade(splits, teacher, ladder, mode="from_teacher", method="kd", epochs=1, pseudo=False,
+                     progress=False)
+    assert [r.get("teachers") for r in result.rungs[1:]] == [["teacher"], ["teacher"]]
