@@ -7,7 +7,7 @@ STAMP := $(VENV)/.kdlab-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-fast lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
+.PHONY: setup notebooks test test-fast lint lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
 
 setup: $(STAMP)
 
@@ -25,11 +25,17 @@ notebooks: $(STAMP)
 
 ## The tests: pytest on tests/ and nbval on every numbered notebook, in quick mode.
 test: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 	KDLAB_QUICK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
-	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
+	KDLAB_QUICK=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) --timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS)
 
 test-fast: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 	KDLAB_QUICK=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+## The linter alone (ruff, configured in pyproject.toml); make test runs it first.
+lint: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

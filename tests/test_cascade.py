@@ -28,17 +28,9 @@ def rungs(teacher):
 
 
 @pytest.fixture
-def fit_calls(monkeypatch, tmp_path):
-    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
-    calls = []
-    real_fit = cascade_module.fit
-
-    def fit(*args, **kwargs):
-        calls.append(kwargs["objective"])
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(cascade_module, "fit", fit)
-    return calls
+def fit_calls(fit_spy):
+    """The objective of every rung trained (fit calls of the cascade)."""
+    return fit_spy(cascade_module, record=lambda kwargs: kwargs["objective"])
 
 
 def same(a, b) -> bool:

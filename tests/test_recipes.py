@@ -21,18 +21,9 @@ def teacher(splits):
 
 
 @pytest.fixture
-def counted_fit(monkeypatch, tmp_path):
-    """Runs go to a fresh folder; returns the list of fit calls."""
-    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
-    calls = []
-    real_fit = recipes.fit
-
-    def fit(*args, **kwargs):
-        calls.append(kwargs.get("objective"))
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(recipes, "fit", fit)
-    return calls
+def counted_fit(fit_spy):
+    """Runs go to a fresh folder; returns the objectives of the fit calls."""
+    return fit_spy(recipes, record=lambda kwargs: kwargs.get("objective"))
 
 
 def same_weights(a, b):
