@@ -74,7 +74,7 @@ def test_grouped_terms_build_the_same_objective_as_flat_keywords():
                          label=LabelTerm(weight=0.1), clip_shape=TOY)
     assert repr(flat) == repr(grouped)
     assert (grouped.label_weight, grouped.logit_weight, grouped.feature_weight, grouped.tau) == (0.1, 0.9, 0.1, 0.05)
-    assert LabelTerm(weight=0.5).options() == {"label_weight": 0.5}
+    assert LabelTerm(weight=0.5).keywords() == {"label_weight": 0.5}
     with pytest.raises(ValueError, match="set both"):
         from_terms(teacher, student, LogitTerm(weight=0.9), logit_weight=0.5, clip_shape=TOY)
     with pytest.raises(ValueError, match="one term of each kind"):

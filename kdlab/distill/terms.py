@@ -31,7 +31,7 @@ class _Term:
     #: field name -> Distillation keyword (where they differ)
     KEYWORDS: dict[str, str] = {}
 
-    def options(self) -> dict:
+    def keywords(self) -> dict:
         """The flat :class:`Distillation` keywords of the fields that are set."""
         return {self.KEYWORDS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)
                 if getattr(self, f.name) is not UNSET}
@@ -101,7 +101,7 @@ def from_terms(teacher: nn.Module | None, student: nn.Module, *terms: _Term, **r
         raise ValueError(f"one term of each kind, got {kinds}")
     flat: dict = {}
     for term in terms:
-        flat.update(term.options())
+        flat.update(term.keywords())
     clash = sorted(set(flat) & set(rest))
     if clash:
         raise ValueError(f"{clash} set both in a term and as a keyword")
