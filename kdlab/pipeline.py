@@ -23,7 +23,6 @@ import dataclasses
 import inspect
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,14 +34,15 @@ from kdlab.distill import Distillation, make_objective
 from kdlab.distill.methods import METHODS, SKD_TUNED
 from kdlab.experiment import PROTOCOLS, DataConfig, Splits, default_epochs, get_teacher
 from kdlab.io import atomic_write_text
-from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
+from kdlab.models import SPECS, build_model, count_flops, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
 from kdlab.recipes import teacher_cache, weak_training_set
 from kdlab.config import runs_dir
 from kdlab.runfolder import FolderError, check_writable, clear_run, locked, remove_stale
 from kdlab.runs import claim_folder
 from kdlab.settings import SettingError, check_clip, check_settings
-from kdlab.train import distributed, evaluate, fit
+from kdlab.trained import train_and_report
+from kdlab.train import distributed
 
 __all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
            "REPORT_JSON", "REPORT_MD"]
@@ -273,22 +273,16 @@ def _distill(cfg: DistillConfig, splits: Splits, out: Path, rank: int, show: boo
     objective = make_objective(cfg.method, teacher, student, **{
         "epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape,
         **objective_options(cfg)})
-    tic = time.perf_counter()
-    history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=cfg.lr,
-                  batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out / "fit", progress=show, amp=cfg.amp,
-                  log_dir=cfg.log_dir, run_config={"kind": "distill", **_claimed(cfg), "out": None})
-    seconds = time.perf_counter() - tic
+    run = train_and_report(student, train_set, splits.val_set(), splits.test,
+                           build=lambda: build_model(cfg.model, splits.num_classes), evaluate_test=rank == 0,
+                           objective=objective, epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                           out_dir=out / "fit", progress=show, amp=cfg.amp, log_dir=cfg.log_dir,
+                           run_config={"kind": "distill", **_claimed(cfg), "out": None})
     if rank != 0:
         return {}
-    best = build_model(cfg.model, splits.num_classes)
-    best.load_state_dict(history.best_state)
-    student_info = {
-        "model": cfg.model, "method": cfg.method, "epochs": epochs, "params": count_parameters(student),
-        "flops": count_flops(student, (1, *clip_shape)), "test_top1": evaluate(student, splits.test)["top1"],
-        "best_epoch": history.best_epoch, "best_val_top1": history.best["val/top1"],
-        "best_epoch_test_top1": evaluate(best, splits.test)["top1"], "train_seconds": seconds,
-        "history": history.records,
-    }
+    keep = ("params", "test_top1", "best_epoch", "best_val_top1", "best_epoch_test_top1", "train_seconds", "history")
+    student_info = {"model": cfg.model, "method": cfg.method, "epochs": epochs,
+                    "flops": count_flops(student, (1, *clip_shape)), **{k: run.info()[k] for k in keep}}
     report = {"kind": "distill", "config": dataclasses.asdict(cfg), "data": splits.summary(),
               "teacher": teacher_info, "student": student_info}
     return _finish(out, report, rank)

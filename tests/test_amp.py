@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-import kdlab.cascade.rung as cascade_module  # where each rung's fit runs
+import kdlab.trained as trained_module  # where every run's fit is called
 import kdlab.recipes as recipes
 from kdlab.cascade import capacity_ladder, cascade
 from kdlab.train import ResumeMismatchError, fit
@@ -40,7 +40,7 @@ def test_without_amp_nothing_changes():
 @pytest.fixture
 def fit_kwargs(fit_spy):
     """Every fit call's keyword arguments, from the recipes and the cascade."""
-    return fit_spy(recipes, cascade_module)
+    return fit_spy(trained_module)
 
 
 def test_recipes_and_the_cascade_pass_amp_through(tmp_path, fit_kwargs):

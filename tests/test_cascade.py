@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import kdlab.cascade.rung as cascade_module  # where each rung's fit runs
+import kdlab.trained as trained_module  # where every run's fit is called
 from kdlab.cascade import DenseDistillation, capacity_ladder, cascade, ladder_table, rung_names
 from kdlab.distill import make_objective, weights_digest
 from kdlab.io import load_checkpoint
@@ -30,7 +30,7 @@ def rungs(teacher):
 @pytest.fixture
 def fit_calls(fit_spy):
     """The objective of every rung trained (fit calls of the cascade)."""
-    return fit_spy(cascade_module, record=lambda kwargs: kwargs["objective"])
+    return fit_spy(trained_module, record=lambda kwargs: kwargs["objective"])
 
 
 def same(a, b) -> bool:

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-import kdlab.recipes as recipes
+import kdlab.trained as trained_module  # where every run's fit is called
 from kdlab.recipes import distill_student, key_of, matrices_from_history, weak_training_set
 from toydata import tiny_splits, tiny_teacher
 
@@ -23,7 +23,7 @@ def teacher(splits):
 @pytest.fixture
 def counted_fit(fit_spy):
     """Runs go to a fresh folder; returns the objectives of the fit calls."""
-    return fit_spy(recipes, record=lambda kwargs: kwargs.get("objective"))
+    return fit_spy(trained_module, record=lambda kwargs: kwargs.get("objective"))
 
 
 def same_weights(a, b):

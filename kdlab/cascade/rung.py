@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -12,9 +11,9 @@ from torch.utils.data import Dataset, Subset
 from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_objective
 from kdlab.distill.dense import DenseDistillation
 from kdlab.experiment import Splits
-from kdlab.models import VideoNetSpec, build_model, count_flops, count_parameters
+from kdlab.models import VideoNetSpec, build_model, count_flops
 from kdlab.pseudo import LabelView
-from kdlab.train import evaluate, fit
+from kdlab.trained import train_and_report
 
 
 class PseudoView(LabelView):
@@ -64,19 +63,10 @@ def train_rung(k: int, spec: VideoNetSpec, teachers: list[nn.Module], splits: Sp
             overrides["label_weight"] = 0.0  # the label term counts once, in the first part
         parts.append(make_objective(method, t, student, **overrides))
     objective = parts[0] if len(parts) == 1 else DenseDistillation(parts)
-    tic = time.perf_counter()
-    history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=lr,
-                  batch_size=batch_size, seed=seed, out_dir=folder / "fit", run_config=run_config, progress=progress,
-                  amp=amp, log_dir=log_dir)
-    seconds = time.perf_counter() - tic
-    test = evaluate(student, splits.test)
-    best = build_model(spec, splits.num_classes)
-    best.load_state_dict(history.best_state)
-    info = {
-        "rung": k, "trained": True, "spec": spec.to_dict(), "method": method, "epochs": epochs, "seed": seed,
-        "views": views, "params": count_parameters(student), "flops": count_flops(student, (1, *clip_shape)),
-        "val_top1": history.last.get("val/top1"), "test_top1": test["top1"], "best_epoch": history.best_epoch,
-        "best_val_top1": history.best["val/top1"], "best_epoch_test_top1": evaluate(best, splits.test)["top1"],
-        "train_seconds": seconds, "history": history.records, "confusion": test["confusion"],
-    }
+    run = train_and_report(student, train_set, splits.val_set(), splits.test,
+                           build=lambda: build_model(spec, splits.num_classes), objective=objective, epochs=epochs,
+                           lr=lr, batch_size=batch_size, seed=seed, out_dir=folder / "fit", run_config=run_config,
+                           progress=progress, amp=amp, log_dir=log_dir)
+    info = {"rung": k, "trained": True, "spec": spec.to_dict(), "method": method, "epochs": epochs, "seed": seed,
+            "views": views, **run.info(), "flops": count_flops(student, (1, *clip_shape))}
     return student, info
