@@ -13,7 +13,7 @@ SOLUTIONS_CHECKED := $(addprefix notebooks/solutions/,00_solutions.ipynb 02_solu
                      04_solutions.ipynb 07_solutions.ipynb)
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-solutions test-fast lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
+.PHONY: setup notebooks test test-solutions test-fast lint lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
 
 setup: $(STAMP)
 
@@ -33,15 +33,21 @@ notebooks: $(STAMP)
 ## solutions, in quick mode. KDLAB_STRICT=1: a notebook's failed kdlab.check(...) raises, so a broken
 ## claim fails the run (in class it only prints ✗).
 test: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 	KDLAB_QUICK=1 KDLAB_STRICT=1 $(PY) -m pytest tests $(PYTEST_ARGS)
-	KDLAB_QUICK=1 KDLAB_STRICT=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS) $(SOLUTIONS_CHECKED)
+	KDLAB_QUICK=1 KDLAB_STRICT=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) --timeout=$(NB_TIMEOUT) -p no:cacheprovider $(NOTEBOOKS) $(SOLUTIONS_CHECKED)
 
 ## Every exercise solution (quick mode; they load the models the notebooks trained, or train them).
 test-solutions: $(STAMP)
-	KDLAB_QUICK=1 KDLAB_STRICT=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) -p no:cacheprovider $(SOLUTIONS)
+	KDLAB_QUICK=1 KDLAB_STRICT=1 KDLAB_PROGRESS=0 $(PY) -m pytest --nbval-lax --nbval-cell-timeout=$(NB_TIMEOUT) --timeout=$(NB_TIMEOUT) -p no:cacheprovider $(SOLUTIONS)
 
 test-fast: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 	KDLAB_QUICK=1 KDLAB_STRICT=1 $(PY) -m pytest tests -m "not slow" $(PYTEST_ARGS)
+
+## The linter alone (ruff, configured in pyproject.toml); make test runs it first.
+lint: $(STAMP)
+	$(PY) -m ruff check kdlab tests benchmarks scripts
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

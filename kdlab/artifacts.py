@@ -168,18 +168,18 @@ def unpack(file: str | Path, *, runs: str | Path | None = None, verbose: bool = 
     try:
         tar = tarfile.open(file, "r:gz")
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArtifactError(f"{file} is not a kdlab artifact file (a .tar.gz from `kdlab artifacts pack`): {exc}")
+        raise ArtifactError(f"{file} is not a kdlab artifact file (a .tar.gz from `kdlab artifacts pack`): {exc}") from None
     with tar:
         try:
             members = tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ArtifactError(f"{file} is damaged or truncated: {exc}")
+            raise ArtifactError(f"{file} is damaged or truncated: {exc}") from None
         if not members or members[0].name != MANIFEST:
             raise ArtifactError(f"{file} is not a kdlab artifact file: it does not start with {MANIFEST}")
         try:
             manifest = json.loads(tar.extractfile(members[0]).read())
         except ValueError as exc:
-            raise ArtifactError(f"{file}: unreadable {MANIFEST}: {exc}")
+            raise ArtifactError(f"{file}: unreadable {MANIFEST}: {exc}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ArtifactError(f"{file}: not an artifact file of format {FORMAT}, which this kdlab reads")
         entries = set(manifest.get("entries") or [])

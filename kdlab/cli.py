@@ -25,290 +25,17 @@ became NaN or infinite; 4 the disk is full. ``kdlab data check`` exits 1 when it
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
-import json
 import sys
-from pathlib import Path
 
 from kdlab import __version__
+from kdlab.commands import (CASCADE_FLAGS, RUN_FLAGS, TRAIN_DEFAULTS, _cmd_cascade, _cmd_data, _cmd_distill,
+                            _cmd_artifacts, _cmd_export, _cmd_report, _cmd_skd, _cmd_train)
+from kdlab.errors import UsageError
 
-TRAIN_DEFAULTS = {
-    "model": "student", "data": None, "labels": "budget", "budget": 10.0, "budget_seed": 0, "epochs": 10,
-    "batch_size": 16, "lr": 2e-3, "seed": 0, "frames": 8, "size": 32, "cache": True, "num_workers": 0,
-    "amp": False, "log_dir": None,
-}
 EXIT_USAGE, EXIT_NON_FINITE, EXIT_DISK_FULL = 2, 3, 4
 
-
-class UsageError(Exception):
-    """A bad command line or configuration: printed as one line, exit status 2."""
-
-
-def _cmd_data(args) -> int:
-    from kdlab.data import default_dataset, generate_dataset
-    from kdlab.data.check import check_dataset
-
-    if args.action == "check":
-        if not args.path:
-            raise UsageError("kdlab data check needs a dataset folder: kdlab data check PATH")
-        report = check_dataset(args.path, frames=args.frames, fold=args.fold)
-        print(report.summary())
-        for problem in report.problems:
-            print(f"  - {problem}")
-        return 1 if report.problems else 0
-    if args.action is not None:
-        raise UsageError(f"unknown data action {args.action!r}; valid: check")
-    overrides = {} if args.difficulty is None else {"difficulty": args.difficulty}
-    if args.root:
-        root = generate_dataset(args.root, domain=args.domain, **overrides)
-    else:
-        root = default_dataset(domain=args.domain, **overrides)
-    print(f"dataset ready: {root}")
-    return 0
-
-
-def _load_config(path: str | None, section: str | None = None) -> dict:
-    """The ``[section]`` table (or the top level) of the TOML file at ``path``, its values checked."""
-    if not path:
-        return {}
-    from kdlab.io import read_toml
-    from kdlab.settings import check_settings
-
-    raw = read_toml(path, UsageError)
-    values = raw.get(section, raw) if section else raw
-    check_settings(values, path)
-    return values
-
-
-def _flags(args, keys) -> dict:
-    """The flags given on the command line (not None) among ``keys``, their values checked."""
-    from kdlab.settings import check_settings
-
-    values = {k: v for k, v in vars(args).items() if k in keys and v is not None}
-    check_settings(values, "flag")
-    return values
-
-
-def _need_tensorboard(log_dir) -> None:
-    if log_dir is not None:
-        try:
-            import torch.utils.tensorboard  # noqa: F401
-        except ImportError:
-            raise UsageError("--log-dir needs the tensorboard package: pip install tensorboard") from None
-
-
-def _cmd_train(args) -> int:
-    import torch
-
-    from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, train_val_split
-    from kdlab.io import atomic_write_text
-    from kdlab.models import SPECS, TORCHVISION_MODELS, build_model, count_flops
-    from kdlab.runfolder import check_writable, clear_run, locked, remove_stale
-    from kdlab.settings import check_clip
-    from kdlab.train import distributed, evaluate, fit
-
-    from_file = _load_config(args.config, "train")
-    unknown = sorted(set(from_file) - set(TRAIN_DEFAULTS) - {"out"})
-    if unknown:
-        raise UsageError(f"unknown keys in {args.config}: {', '.join(unknown)}; "
-                         f"valid: {', '.join(sorted(TRAIN_DEFAULTS))}")
-    from_flags = _flags(args, TRAIN_DEFAULTS)
-    cfg = {**TRAIN_DEFAULTS, **from_file, **from_flags}
-    file_out = cfg.pop("out", None)
-    out = args.out or file_out
-    if not out:
-        raise UsageError("kdlab train needs an output folder: --out DIR")
-    if cfg["labels"] not in ("budget", "all"):
-        raise UsageError(f"labels must be 'budget' or 'all', got {cfg['labels']!r}")
-    if cfg["model"] not in (*SPECS, *TORCHVISION_MODELS):
-        raise UsageError(f"unknown model {cfg['model']!r}; valid: {', '.join([*SPECS, *TORCHVISION_MODELS])}")
-    check_clip(cfg["model"], cfg["frames"], "flag" if "frames" in from_flags else args.config)
-    check_writable(out)
-    if cfg["log_dir"] is not None:
-        check_writable(cfg["log_dir"], "log folder")
-    _need_tensorboard(cfg["log_dir"])
-    root = Path(cfg["data"]) if cfg["data"] else default_dataset()
-    if not root.is_dir():
-        raise UsageError(f"dataset folder {root} does not exist (make one with: kdlab data --root {root})")
-    rank, world = distributed()
-    clip = dict(frames=cfg["frames"], size=cfg["size"], cache=cfg["cache"], progress=rank == 0)
-    train = VideoFolder(root, "train", sampling="random", flip=True, **clip)
-    train_eval = VideoFolder(root, "train", **clip)
-    test = VideoFolder(root, "test", **clip)
-    indices = list(range(len(train)))
-    if cfg["labels"] == "budget":
-        keep = {rel for rel, _ in read_budget(label_budget(root, cfg["budget"], seed=cfg["budget_seed"]))}
-        indices = [i for i, (rel, _) in enumerate(train.samples) if rel in keep]
-    fit_idx, val_idx = train_val_split([train.labels[i] for i in indices], 0.1, seed=cfg["seed"])
-    torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["model"], train.num_classes)
-    # What makes the run (checkpoints compare it on resume): not where it logs, amp only when on.
-    run_config = {k: (str(v) if k == "data" else v) for k, v in {**cfg, "data": root}.items()
-                  if k != "log_dir" and not (k == "amp" and not v)}
-    with locked(out) if rank == 0 else contextlib.nullcontext():
-        if rank == 0:
-            remove_stale(out, owned=True)
-            remove_stale(root / ".cache")  # a killed clip-cache build's files (dead writers only)
-            if args.restart:
-                clear_run(out)
-        if world > 1:
-            torch.distributed.barrier()
-        history = fit(
-            model, torch.utils.data.Subset(train, [indices[i] for i in fit_idx]),
-            torch.utils.data.Subset(train_eval, [indices[i] for i in val_idx]),
-            epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], out_dir=out,
-            run_config=run_config, num_workers=cfg["num_workers"], amp=cfg["amp"], log_dir=cfg["log_dir"],
-        )
-        if rank == 0:
-            metrics = evaluate(model, test, amp=cfg["amp"])
-            report = {"config": {**cfg, "data": str(root)}, "test_top1": metrics["top1"],
-                      "summary": history.summary(),
-                      "flops": count_flops(model, (1, 3, cfg["frames"], cfg["size"], cfg["size"]))}
-            atomic_write_text(Path(out) / "report.json", json.dumps(report, indent=1))
-            print(f"test top-1 {metrics['top1']:.1f}% (last epoch); best validation epoch {history.best_epoch}; "
-                  f"results in {out}")
-    return 0
-
-
-# ----------------------------------------------------------------------------- distill, cascade, skd, report
-
-#: Flags shared by distill, cascade and skd -> (type, help). Keys are the config keys; the help
-#: shows each default (of kdlab.pipeline.SKDConfig).
-RUN_FLAGS = {
-    "data": (str, "dataset folder (default: the generated default dataset)"),
-    "budget": (float, "percent of training videos labelled"),
-    "budget_seed": (int, "seed of the label budget"),
-    "pool": (int, "training-pool videos per class (default: every training video; the benchmark's main regime: 30)"),
-    "frames": (int, "frames per clip"),
-    "size": (int, "clip height and width"),
-    "teacher": (str, "teacher protocol: all, labelled or pretrained"),
-    "teacher_epochs": (int, "epochs of the teacher (default: kdlab.experiment.default_epochs)"),
-    "epochs": (int, "epochs per student / rung (default: kdlab.experiment.default_epochs)"),
-    "seed": (int, "initialisation and data order"),
-    "views": (int, "fixed augmented views per video, teacher outputs cached; 0: fresh clips"),
-    "lr": (float, "learning rate"),
-    "batch_size": (int, "batch size per process"),
-}
-CASCADE_FLAGS = {
-    "mode": (str, "chain (each rung learns from the previous one) or dense (from all earlier ones)"),
-    "steps": (int, "assistants between teacher and student"),
-    "teacher_model": (str, "the ladder's top spec"),
-    "student_model": (str, "the ladder's bottom spec"),
-    "noise_rate": (float, "share of the budget's labels made wrong"),
-    "noise_mode": (str, "symmetric, mirror or pairflip"),
-    "clips": (int, "clips per view in the pseudo-label ensemble"),
-}
-#: Flags of the commands that train, beside their settings.
-OUTPUT_FLAGS = ("amp", "log_dir")
-
-
-def _parse_value(text: str):
-    """A TOML value (``3``, ``0.1``, ``true``, ``"joint"``) or, failing that, the plain string."""
-    from kdlab.io import tomllib
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def _run_settings(args, section: str) -> dict:
-    """The config file's ``[section]`` (or top level), then flags; ``--option K=V`` into ``options``.
-    Values of the wrong type or range are refused naming the file or the flag."""
-    values = _load_config(args.config, section)
-    values.update(_flags(args, (*RUN_FLAGS, *CASCADE_FLAGS, *OUTPUT_FLAGS, "out", "method", "model", "pseudo",
-                                "refine_pseudo")))
-    options = dict(values.get("options") or {})
-    for item in args.option or []:
-        if "=" not in item:
-            raise UsageError(f"--option needs KEY=VALUE, got {item!r}")
-        key, text = item.split("=", 1)
-        options[key.strip()] = _parse_value(text.strip())
-    if options:
-        values["options"] = options
-    return values
-
-
-def _run(kind: str, values: dict, restart: bool) -> dict:
-    from kdlab import pipeline
-
-    _need_tensorboard(values.get("log_dir"))
-    cls = pipeline.DistillConfig if kind == "distill" else pipeline.SKDConfig
-    cfg = pipeline.make_config(cls, values)
-    return (pipeline.run_distill if kind == "distill" else pipeline.run_skd)(cfg, restart=restart)
-
-
-def _print_done(report: dict, out) -> None:
-    if not report:  # ranks other than 0
-        return
-    if report["kind"] == "distill":
-        s = report["student"]
-        print(f"{s['method']} -> {s['model']}: test top-1 {s['test_top1']:.1f}% (last epoch), "
-              f"{s['best_epoch_test_top1']:.1f}% at the best validation epoch; report in {out}")
-    else:
-        for r in report["rungs"]:
-            print(f"{r['name']:>12s}: {r['params']:>9,} params, test top-1 {r['test_top1']:5.1f}%")
-        print(f"report in {out}/report.md")
-
-
-def _cmd_distill(args) -> int:
-    values = _run_settings(args, "distill")
-    _print_done(_run("distill", values, args.restart), values.get("out"))
-    return 0
-
-
-def _cmd_cascade(args) -> int:
-    values = _run_settings(args, "cascade")
-    _print_done(_run("skd", values, args.restart), values.get("out"))
-    return 0
-
-
-def _cmd_skd(args) -> int:
-    values = _run_settings(args, "skd")
-    if values.get("method", "skd") != "skd":
-        raise UsageError(f"kdlab skd runs method 'skd' (got {values['method']!r}); use kdlab cascade for others")
-    _print_done(_run("skd", values, args.restart), values.get("out"))
-    return 0
-
-
-def _cmd_report(args) -> int:
-    from kdlab.pipeline import CONFIG_JSON, REPORT_JSON, render_markdown
-
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        raise UsageError(f"{folder} does not exist")
-    if not (folder / REPORT_JSON).is_file():
-        if (folder / CONFIG_JSON).is_file():
-            raise UsageError(f"{folder} holds an unfinished run: run the same command again to resume it")
-        raise UsageError(f"{folder} is not a kdlab distill/cascade/skd output folder (no {REPORT_JSON})")
-    report = json.loads((folder / REPORT_JSON).read_text())
-    print(json.dumps(report, indent=1) if args.json else render_markdown(report))
-    return 0
-
-
-def _cmd_artifacts(args) -> int:
-    from kdlab.artifacts import pack, unpack
-
-    if args.action == "pack":
-        pack(args.file, runs=args.runs, series=args.series, teacher_cache=args.teacher_cache)
-    else:
-        unpack(args.file, runs=args.runs)
-    return 0
-
-
-def _cmd_export(args) -> int:
-    from kdlab.export import export_student
-
-    try:
-        record = export_student(args.folder, args.format, args.out)
-    except ImportError as exc:  # the optional onnx packages
-        raise UsageError(str(exc)) from None
-    print(f"exported the student ({record['params']:,} params) to {record['export']}; parity on "
-          f"{record['clips']} test clips: max |logit difference| {record['max_abs_logit_diff']:.2e}, top-1 "
-          f"agreement {record['top1_agreement']:.1f}% (top-1 {record['top1_pytorch']:.1f}% PyTorch, "
-          f"{record['top1_export']:.1f}% export)")
-    return 0
+__all__ = ["UsageError", "TRAIN_DEFAULTS", "build_parser", "main"]
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -327,6 +54,10 @@ def _add_run_flags(parser: argparse.ArgumentParser, cascade: bool) -> None:
     parser.add_argument("--out", help="output folder (config.json, checkpoints, report.json, report.md)")
     parser.add_argument("--config", help="TOML file with any of the settings below (flags win)")
     for key, (kind, text) in {**RUN_FLAGS, **(CASCADE_FLAGS if cascade else {})}.items():
+        if key == "mode":
+            from kdlab.cascade import MODES  # the help lists the table's modes
+
+            text = "; ".join(f"{name}: {mode.help}" for name, mode in MODES.items())
         parser.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, help=text)
     parser.add_argument("--option", action="append", metavar="KEY=VALUE",
                         help="an objective option, e.g. --option schedule='\"joint\"' or --option label_weight=0.1 "
@@ -441,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     skd = sub.add_parser("skd", help="the whole SKD method (teacher, pseudo-labels, cascade) with a report",
                          description="The whole method: the teacher of a protocol, refined pseudo-labels, a "
                                      "progressive cascade distilled with SKD (substage feature-distribution terms, "
-                                     "progressive schedule), pseudo-labels re-refined after every rung. Writes "
+                                     "progressive schedule; the options of kdlab.distill.SKD_TUNED, which the "
+                                     "benchmark runs and `make tune` chose on validation; --option overrides), "
+                                     "pseudo-labels re-refined after every rung. Writes "
                                      "report.json and report.md. kdlab's reading of the paper's abstract, "
                                      "not a reproduction.", epilog=epilog,
                          formatter_class=HelpFormatter)

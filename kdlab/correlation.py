@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from kdlab.hooks import SubstageTap, default_stage_names
+from kdlab.modes import eval_mode
 
 __all__ = [
     "POOLS",
@@ -227,11 +228,8 @@ def substage_correlation(
     t_names = list(teacher_stages) if teacher_stages is not None else default_stage_names(teacher)
     s_dev, t_dev = _device_of(student), _device_of(teacher)
 
-    modes = {m: m.training for model in (student, teacher) for m in model.modules()}
     per_batch = []
-    try:
-        student.eval()
-        teacher.eval()
+    with eval_mode(student, teacher):
         with SubstageTap(student, s_names, detach=True) as s_tap, SubstageTap(
             teacher, t_names, detach=True
         ) as t_tap:
@@ -247,9 +245,6 @@ def substage_correlation(
                     [torch.stack([cka_from_grams(K, L, debiased) for L in Lt]) for K in Ks]
                 )
                 per_batch.append(R_b.cpu())
-    finally:
-        for m, training in modes.items():
-            m.train(training)
     if not per_batch:
         raise ValueError("the loader yielded no batches, so there is nothing to correlate")
     stacked = torch.stack(per_batch)

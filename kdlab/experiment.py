@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,11 @@ from kdlab import config
 from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, train_val_split
 from kdlab.data.budgets import per_class_order, choose_budget
 from kdlab.data.fingerprint import dataset_fingerprint
-from kdlab.models import build_model, count_flops, count_parameters
+from kdlab.models import build_model, count_flops
 from kdlab.protocol import labels_seen, mark_teacher
 from kdlab.settings import SettingError
 from kdlab.runs import load_or_train
-from kdlab.train import evaluate, fit
+from kdlab.trained import train_and_report
 
 PROTOCOLS = ("all", "labelled", "pretrained")
 
@@ -208,22 +207,12 @@ def train_classifier(model_name: str, train_set: Dataset, splits: Splits, *, kin
         model = build_model(model_name, splits.num_classes)
         if init is not None:
             model.load_state_dict(init.state_dict())
-        tic = time.perf_counter()
-        history = fit(model, train_set, splits.val_set(), epochs=epochs, lr=lr, seed=seed, out_dir=fit_dir,
-                      run_config=run_config, progress=progress)
-        seconds = time.perf_counter() - tic
-        test = evaluate(model, splits.test)
-        best = build_model(model_name, splits.num_classes)
-        best.load_state_dict(history.best_state)
-        info = {
-            "kind": kind, "model": model_name, "seed": seed, "epochs": epochs,
-            "val_top1": history.last.get("val/top1"), "test_top1": test["top1"],
-            "best_epoch": history.best_epoch, "best_val_top1": history.best["val/top1"],
-            "best_epoch_test_top1": evaluate(best, splits.test)["top1"],
-            "params": count_parameters(model), "flops": count_flops(model, (1, 3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)),
-            "train_seconds": seconds, "history": history.records, "confusion": test["confusion"],
-            "labels_seen": _labels_seen(train_set, splits),
-        }
+        run = train_and_report(model, train_set, splits.val_set(), splits.test,
+                               build=lambda: build_model(model_name, splits.num_classes), epochs=epochs, lr=lr,
+                               seed=seed, out_dir=fit_dir, run_config=run_config, progress=progress)
+        info = {"kind": kind, "model": model_name, "seed": seed, "epochs": epochs, **run.info(),
+                "flops": count_flops(model, (1, 3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)),
+                "labels_seen": _labels_seen(train_set, splits)}
         return model, info
 
     return load_or_train(kind, run_config, train, retrain=retrain, verbose=progress)

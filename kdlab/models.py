@@ -18,6 +18,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from kdlab.modes import eval_mode
+
 BLOCKS = ("3d", "2plus1d", "2d")
 
 
@@ -281,12 +283,9 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with eval_mode(model), torch.no_grad(), counter:
         model(torch.zeros(*input_shape, device=device))
-    model.train(was_training)
     return counter.get_total_flops()
 
 
@@ -319,28 +318,26 @@ def efficiency(model: nn.Module, input_shape: Sequence[int] = (1, 3, 8, 32, 32),
     holds at its peak.
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     x = torch.randn(*input_shape, device=device)
     times = []
-    with torch.no_grad():
-        for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    with eval_mode(model):
         with torch.no_grad():
-            model(x)
-        memory = torch.cuda.max_memory_allocated(device)
-    else:
-        memory = _activation_bytes(model, x) + sum(p.numel() * p.element_size() for p in model.parameters())
-    model.train(was_training)
+            for i in range(warmup + repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= warmup:
+                    times.append(time.perf_counter() - start)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            with torch.no_grad():
+                model(x)
+            memory = torch.cuda.max_memory_allocated(device)
+        else:
+            memory = _activation_bytes(model, x) + sum(p.numel() * p.element_size() for p in model.parameters())
     return {
         "params": count_parameters(model),
         "flops": count_flops(model, input_shape),

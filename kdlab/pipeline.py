@@ -23,7 +23,6 @@ import dataclasses
 import inspect
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,17 +31,18 @@ import torch.distributed as dist
 
 from kdlab.cascade import MODES, capacity_ladder, cascade, ladder_markdown
 from kdlab.distill import Distillation, make_objective
-from kdlab.distill.methods import METHODS
+from kdlab.distill.methods import METHODS, SKD_TUNED
 from kdlab.experiment import PROTOCOLS, DataConfig, Splits, default_epochs, get_teacher
 from kdlab.io import atomic_write_text
-from kdlab.models import SPECS, build_model, count_flops, count_parameters, efficiency
+from kdlab.models import SPECS, build_model, count_flops, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
 from kdlab.recipes import teacher_cache, weak_training_set
 from kdlab.config import runs_dir
 from kdlab.runfolder import FolderError, check_writable, clear_run, locked, remove_stale
 from kdlab.runs import claim_folder
 from kdlab.settings import SettingError, check_clip, check_settings
-from kdlab.train import distributed, evaluate, fit
+from kdlab.trained import train_and_report
+from kdlab.train import distributed
 
 __all__ = ["ConfigError", "DistillConfig", "SKDConfig", "make_config", "run_distill", "run_skd", "render_markdown",
            "REPORT_JSON", "REPORT_MD"]
@@ -117,6 +117,12 @@ def method_options_preset(method: str) -> dict:
     return dict(preset) if isinstance(preset, dict) else {}
 
 
+def objective_options(cfg) -> dict:
+    """The objective's options of a run: SKD's are :data:`kdlab.distill.SKD_TUNED` (the benchmark's,
+    chosen on validation), then the run's ``options`` (``--option``) over them."""
+    return {**(SKD_TUNED if cfg.method == "skd" else {}), **cfg.options}
+
+
 def _fields(cls) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
@@ -147,7 +153,7 @@ def _check_options(cfg, student: str, epochs: int) -> None:
     teacher = None if cfg.method == "scratch" else build_model(teacher_model, 2)
     try:
         make_objective(cfg.method, teacher, build_model(student, 2), epochs=epochs,
-                       clip_shape=(3, cfg.frames, cfg.size, cfg.size), **cfg.options)
+                       clip_shape=(3, cfg.frames, cfg.size, cfg.size), **objective_options(cfg))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"bad option value in {cfg.options}: {exc}") from None
 
@@ -175,7 +181,7 @@ def make_config(cls, values: dict):
         raise ConfigError(f"unknown option(s) {', '.join(bad)}; valid: {', '.join(sorted(settable))}")
     student = cfg.student_model if isinstance(cfg, SKDConfig) else cfg.model
     stages = len(SPECS[student].widths) if student in SPECS else 0
-    schedule = {**method_options_preset(cfg.method), **cfg.options}.get("schedule", "joint")
+    schedule = {**method_options_preset(cfg.method), **objective_options(cfg)}.get("schedule", "joint")
     epochs = cfg.epochs or default_epochs("student")
     if schedule == "progressive" and epochs < stages:
         raise ConfigError(f"epochs={epochs} is fewer than the {stages} phases of the progressive schedule of "
@@ -266,23 +272,17 @@ def _distill(cfg: DistillConfig, splits: Splits, out: Path, rank: int, show: boo
     student = build_model(cfg.model, splits.num_classes)
     objective = make_objective(cfg.method, teacher, student, **{
         "epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape,
-        **cfg.options})
-    tic = time.perf_counter()
-    history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=cfg.lr,
-                  batch_size=cfg.batch_size, seed=cfg.seed, out_dir=out / "fit", progress=show, amp=cfg.amp,
-                  log_dir=cfg.log_dir, run_config={"kind": "distill", **_claimed(cfg), "out": None})
-    seconds = time.perf_counter() - tic
+        **objective_options(cfg)})
+    run = train_and_report(student, train_set, splits.val_set(), splits.test,
+                           build=lambda: build_model(cfg.model, splits.num_classes), evaluate_test=rank == 0,
+                           objective=objective, epochs=epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                           out_dir=out / "fit", progress=show, amp=cfg.amp, log_dir=cfg.log_dir,
+                           run_config={"kind": "distill", **_claimed(cfg), "out": None})
     if rank != 0:
         return {}
-    best = build_model(cfg.model, splits.num_classes)
-    best.load_state_dict(history.best_state)
-    student_info = {
-        "model": cfg.model, "method": cfg.method, "epochs": epochs, "params": count_parameters(student),
-        "flops": count_flops(student, (1, *clip_shape)), "test_top1": evaluate(student, splits.test)["top1"],
-        "best_epoch": history.best_epoch, "best_val_top1": history.best["val/top1"],
-        "best_epoch_test_top1": evaluate(best, splits.test)["top1"], "train_seconds": seconds,
-        "history": history.records,
-    }
+    keep = ("params", "test_top1", "best_epoch", "best_val_top1", "best_epoch_test_top1", "train_seconds", "history")
+    student_info = {"model": cfg.model, "method": cfg.method, "epochs": epochs,
+                    "flops": count_flops(student, (1, *clip_shape)), **{k: run.info()[k] for k in keep}}
     report = {"kind": "distill", "config": dataclasses.asdict(cfg), "data": splits.summary(),
               "teacher": teacher_info, "student": student_info}
     return _finish(out, report, rank)
@@ -313,7 +313,8 @@ def _skd(cfg: SKDConfig, splits: Splits, out: Path, rank: int, show: bool, progr
     result = cascade(splits, teacher, ladder, mode=cfg.mode, method=cfg.method, epochs=cfg.epochs, seed=cfg.seed,
                      views=cfg.views or None, out_dir=out / "cascade", pseudo=cfg.pseudo,
                      refine_pseudo=cfg.refine_pseudo, weak=weak, clips=cfg.clips, lr=cfg.lr,
-                     batch_size=cfg.batch_size, progress=progress, amp=cfg.amp, log_dir=cfg.log_dir, **cfg.options)
+                     batch_size=cfg.batch_size, progress=progress, amp=cfg.amp, log_dir=cfg.log_dir,
+                     **objective_options(cfg))
     if rank != 0:
         return {}
     input_shape = (1, 3, cfg.frames, cfg.size, cfg.size)

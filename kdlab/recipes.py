@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +33,10 @@ from kdlab.config import runs_dir
 from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_objective, weights_digest
 from kdlab.distill.methods import METHODS
 from kdlab.experiment import MaskedLabels, Splits, default_epochs
-from kdlab.models import build_model, count_parameters
+from kdlab.models import build_model
 from kdlab.protocol import check_teacher
 from kdlab.runs import load_or_train
-from kdlab.train import evaluate, fit
+from kdlab.trained import train_and_report
 
 __all__ = ["distill_student", "weak_training_set", "teacher_cache", "key_of", "matrices_from_history"]
 
@@ -139,24 +138,13 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
             cache = teacher_cache(teacher, splits, views, progress=progress)
         settings = {"epochs": epochs, "val_data": splits.val_set(), "teacher_cache": cache, "clip_shape": clip_shape}
         objective = make_objective(method, teacher, student, **{**settings, **options})
-        tic = time.perf_counter()
-        history = fit(student, train_set, splits.val_set(), objective=objective, epochs=epochs, lr=lr,
-                      batch_size=batch_size, seed=seed, out_dir=fit_dir, run_config=run_config, progress=progress,
-                      amp=amp)
-        seconds = time.perf_counter() - tic
-        test = evaluate(student, splits.test)
-        best = build_model(model, splits.num_classes)
-        best.load_state_dict(history.best_state)
-        info = {
-            "kind": f"distill-{method}", "method": method, "model": model, "seed": seed, "epochs": epochs,
-            "views": views, "options": run_config["options"],
-            "val_top1": history.last.get("val/top1"), "test_top1": test["top1"],
-            "best_epoch": history.best_epoch, "best_val_top1": history.best["val/top1"],
-            "best_epoch_test_top1": evaluate(best, splits.test)["top1"],
-            "teacher_val_top1": history.last.get("teacher/val_top1"),
-            "params": count_parameters(student), "train_seconds": seconds,
-            "history": history.records, "confusion": test["confusion"],
-        }
+        run = train_and_report(student, train_set, splits.val_set(), splits.test,
+                               build=lambda: build_model(model, splits.num_classes), objective=objective,
+                               epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out_dir=fit_dir,
+                               run_config=run_config, progress=progress, amp=amp)
+        info = {"kind": f"distill-{method}", "method": method, "model": model, "seed": seed, "epochs": epochs,
+                "views": views, "options": run_config["options"], **run.info(),
+                "teacher_val_top1": run.history.last.get("teacher/val_top1")}
         return student, info
 
     return load_or_train(f"distill-{method}", run_config, train, retrain=retrain, verbose=progress)

@@ -45,6 +45,7 @@ from kdlab.progress import summary, tqdm
 
 from kdlab.hooks import unwrap
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
+from kdlab.modes import eval_mode
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -224,11 +225,9 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
     device = torch.device(device)
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
     num_classes = num_classes or getattr(unwrap(model), "num_classes", None)
-    was_training = model.training
-    model.eval()
     confusion = None
     top5_hits, loss_sum = 0, 0.0
-    try:
+    with eval_mode(model):
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             clips, labels = batch[0].to(device), batch[1].to(device)
             with autocast(device, amp):
@@ -247,8 +246,6 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
             top5_hits += (top == labels[:, None]).any(1).sum().item()
             confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(),
                                         minlength=num_classes**2).view(num_classes, num_classes)
-    finally:
-        model.train(was_training)
     if confusion is None:  # no batch at all
         confusion = torch.zeros(num_classes or 0, num_classes or 0, dtype=torch.long)
     n = int(confusion.sum())

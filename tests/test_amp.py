@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-import kdlab.cascade as cascade_module
+import kdlab.trained as trained_module  # where every run's fit is called
 import kdlab.recipes as recipes
 from kdlab.cascade import capacity_ladder, cascade
 from kdlab.train import ResumeMismatchError, fit
@@ -38,19 +38,9 @@ def test_without_amp_nothing_changes():
 
 
 @pytest.fixture
-def fit_kwargs(monkeypatch, tmp_path):
+def fit_kwargs(fit_spy):
     """Every fit call's keyword arguments, from the recipes and the cascade."""
-    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
-    calls = []
-    for module in (recipes, cascade_module):
-        real = module.fit
-
-        def spy(*args, _real=real, **kwargs):
-            calls.append(kwargs)
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(module, "fit", spy)
-    return calls
+    return fit_spy(trained_module)
 
 
 def test_recipes_and_the_cascade_pass_amp_through(tmp_path, fit_kwargs):

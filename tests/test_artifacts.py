@@ -8,7 +8,6 @@ import tarfile
 
 import pytest
 
-from kdlab import experiment
 from kdlab.artifacts import MANIFEST, ArtifactError, pack, unpack
 from kdlab.cli import main
 from kdlab.data import generate_dataset, label_budget
@@ -87,8 +86,7 @@ def test_pack_in_one_project_unpack_in_another_and_nothing_trains(dataset, tmp_p
     def no_training(*args, **kwargs):
         raise AssertionError("a cached run trained again")
 
-    monkeypatch.setattr(experiment, "fit", no_training)
-    monkeypatch.setattr("kdlab.recipes.fit", no_training)
+    monkeypatch.setattr("kdlab.trained.fit", no_training)  # every teacher and student trains through it
     splits, teacher, again = _train_models(mine)
     out = capsys.readouterr().out
     assert out.count("loaded ") == 3 and "training" not in out

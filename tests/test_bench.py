@@ -38,6 +38,7 @@ def result(tiny, tmp_path_factory):
     return cfg, out, first, again, runs
 
 
+@pytest.mark.slow
 def test_the_quick_variant_writes_json_that_matches_the_schema(result):
     cfg, out, _, again, _ = result
     stored = json.loads(out.read_text())
@@ -78,6 +79,7 @@ def test_the_quick_variant_writes_json_that_matches_the_schema(result):
     assert str(out.parent) not in out.read_text() + md  # no path of this machine in the results
 
 
+@pytest.mark.slow
 def test_a_second_run_trains_nothing_and_gives_the_same_numbers(result):
     _, _, first, again, runs = result
     for part in ("methods", "ablations"):
@@ -86,6 +88,7 @@ def test_a_second_run_trains_nothing_and_gives_the_same_numbers(result):
             assert again[part][name]["train_seconds"] == e["train_seconds"]  # the stored training time: not retrained
 
 
+@pytest.mark.slow
 def test_mean_and_std_match_numpy_on_the_per_seed_list(result):
     _, _, first, _, _ = result
     for e in [*first["methods"].values(), *first["ablations"].values()]:
@@ -124,11 +127,13 @@ def test_variants_and_plan():
     assert load_config(quick=False, data="/somewhere/UCF101").protocol == "all"
 
 
+@pytest.mark.slow
 def test_markdown_marks_an_incomplete_run(result):
     _, _, first, _, _ = result
     assert "INCOMPLETE" in markdown({**first, "complete": False})
 
 
+@pytest.mark.slow
 def test_markdown_shows_a_spread_only_where_there_are_several_seeds(result):
     _, _, first, _, _ = result
     assert len(first["seeds"]) == 2 and len(first["sweep"]["seeds"]) == 1
@@ -138,6 +143,7 @@ def test_markdown_shows_a_spread_only_where_there_are_several_seeds(result):
     assert "| scratch | " in sweep and "±" not in sweep  # one seed: no "± 0.0" pretending to be a spread
 
 
+@pytest.mark.slow
 def test_parallel_jobs_fill_the_run_cache_that_a_single_job_then_reads(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
     cfg = load_config(quick=True, data=str(tiny), teacher="labelled", teacher_epochs=1, epochs=1, seeds=[0],

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import kdlab.cascade as cascade_module
+import kdlab.trained as trained_module  # where every run's fit is called
 from kdlab.cascade import DenseDistillation, capacity_ladder, cascade, ladder_table, rung_names
 from kdlab.distill import make_objective, weights_digest
 from kdlab.io import load_checkpoint
@@ -28,17 +28,9 @@ def rungs(teacher):
 
 
 @pytest.fixture
-def fit_calls(monkeypatch, tmp_path):
-    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
-    calls = []
-    real_fit = cascade_module.fit
-
-    def fit(*args, **kwargs):
-        calls.append(kwargs["objective"])
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(cascade_module, "fit", fit)
-    return calls
+def fit_calls(fit_spy):
+    """The objective of every rung trained (fit calls of the cascade)."""
+    return fit_spy(trained_module, record=lambda kwargs: kwargs["objective"])
 
 
 def same(a, b) -> bool:
@@ -177,3 +169,26 @@ def test_a_rerun_loads_finished_rungs_and_refuses_another_configuration(splits, 
         cascade(splits, teacher, rungs, **run, mode="ring")
     with pytest.raises(ValueError, match="scratch"):
         cascade(splits, teacher, rungs, **{**run, "method": "scratch"})
+
+
+# ----------------------------------------------------------------------------- modes as a table
+
+def test_modes_are_a_table_of_which_rungs_teach_rung_k():
+    from kdlab.cascade import MODES
+
+    assert [MODES["chain"].teachers(k) for k in (1, 2, 3)] == [[0], [1], [2]]
+    assert [MODES["dense"].teachers(k) for k in (1, 2, 3)] == [[0], [0, 1], [0, 1, 2]]
+    assert all(mode.help for mode in MODES.values())
+
+
+def test_a_mode_added_to_the_table_is_accepted_by_the_cascade(monkeypatch, tmp_path):
+    from kdlab.cascade import MODES, Mode
+
+    monkeypatch.setitem(MODES, "from_teacher", Mode(lambda k: [0], "every rung learns from the teacher"))
+    splits = tiny_splits(tmp_path)
+    teacher = tiny_teacher(splits.num_classes).eval()
+    ladder = capacity_ladder(teacher.spec, teacher.spec.replace(widths=(4, 4, 8, 8), stem_width=4), steps=1)
+    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
+    result = cascade(splits, teacher, ladder, mode="from_teacher", method="kd", epochs=1, pseudo=False,
+                     progress=False)
+    assert [r.get("teachers") for r in result.rungs[1:]] == [["teacher"], ["teacher"]]

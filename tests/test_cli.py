@@ -53,6 +53,7 @@ def test_bad_input_exits_non_zero_with_a_message(tmp_path, tiny_root):
     assert result.returncode == 2 and "--out" in result.stderr
 
 
+@pytest.mark.slow
 def test_killed_train_resumes_to_the_same_weights(tmp_path, tiny_root):
     full = kdlab(*train_args(tiny_root, tmp_path / "full"))
     assert full.returncode == 0, full.stderr[-2000:]

@@ -263,6 +263,7 @@ def test_a_second_process_on_a_locked_folder_is_refused(root, tmp_path, capsys):
     assert run(capsys, *train_args(root, out))[0] == 0  # the holder is gone: the lock went with it
 
 
+@pytest.mark.slow
 def test_exit_status_and_no_traceback_from_a_real_process(root, tmp_path):
     result = subprocess.run([sys.executable, "-m", "kdlab.cli", *map(str, train_args(root, tmp_path / "o")),
                              "--lr", "nan"], capture_output=True, text=True, timeout=300)

@@ -100,6 +100,7 @@ def test_a_rerun_with_another_configuration_is_refused_and_report_prints(root, t
     assert cli("report", out) == 2 and "unfinished run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_killed_cascade_resumes_mid_rung_to_the_same_final_weights(root, tmp_path, env):
     full = subprocess.run([sys.executable, "-m", "kdlab.cli", *map(str, cascade_args(root, tmp_path / "full"))],
                           capture_output=True, text=True, timeout=600, env=env)
@@ -138,6 +139,7 @@ def test_killed_cascade_resumes_mid_rung_to_the_same_final_weights(root, tmp_pat
     assert [r["name"] for r in reports[1]["rungs"]] == ["teacher", "assistant", "student"]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_distill_on_the_cpu(root, tmp_path, env):
     out = tmp_path / "ddp"
     result = subprocess.run(

@@ -138,6 +138,7 @@ def test_exception_mid_way_leaves_nothing_and_next_call_completes(tmp_path, monk
     assert synthetic.is_complete(root) and len(list(root.rglob("*.avi"))) == 18
 
 
+@pytest.mark.slow
 def test_killed_generation_is_redone(tmp_path):
     root = tmp_path / "killed"
     code = ("from kdlab.data import generate_dataset; "

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch.utils.data import Subset
 
 from kdlab.data import VideoFolder, generate_dataset
 from kdlab.models import build_model

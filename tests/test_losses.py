@@ -188,7 +188,7 @@ def mmd_rbf_reference(f_s, f_t, sigma2=None, step=1):
             sig = d2[(len(d2) - 1) // 2]
         else:
             sig = sigma2
-        k = lambda xs, ys: np.mean([math.exp(-((x - y) ** 2).sum() / (2 * sig)) for x in xs for y in ys])
+        k = lambda xs, ys, sig=sig: np.mean([math.exp(-((x - y) ** 2).sum() / (2 * sig)) for x in xs for y in ys])
         total += k(t, t) + k(s, s) - 2 * k(s, t)
     return total / f_s.shape[0]
 

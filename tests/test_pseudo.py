@@ -218,6 +218,25 @@ def test_ema_formula_and_running_state():
         PseudoLabeler(weak, knn_k=3)
 
 
+def test_labeler_state_dict_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    from kdlab.io import atomic_save, load_checkpoint
+
+    weak = WeakLabels(torch.tensor([0, -1, 1, -1]), torch.tensor([0, 1, 1, 0]), 2)
+    p = torch.rand(4, 2).softmax(1)
+    labeler = PseudoLabeler(weak, momentum=0.5, knn=0)
+    with pytest.raises(RuntimeError, match="nothing to save"):
+        labeler.state_dict()
+    labeler.update(Predictions(p, p[:, None, None], torch.rand(4, 3), torch.arange(4), ("identity",), 1))
+    labeler.update(torch.rand(4, 2).softmax(1))
+    atomic_save({**labeler.state_dict(), "temperature": 1.5}, tmp_path / "state.pt")
+    other = PseudoLabeler(weak, momentum=0.5, knn=0)
+    other.load_state_dict(load_checkpoint(tmp_path / "state.pt"))  # the extra key is ignored
+    assert other.rounds == 2 and other.state.views == ("identity",)
+    for a, b in zip(other.state_dict().values(), labeler.state_dict().values()):
+        assert torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+    assert torch.equal(other.refine(temperature=1.5).hard, labeler.refine(temperature=1.5).hard)
+
+
 def test_labeler_step_predicts_remembers_and_refines():
     data = Bars([0, 1, 2, 0, 1, 2])
     weak = WeakLabels(torch.tensor([0, -1, -1, -1, 1, -1]), torch.tensor(data.labels), 3)

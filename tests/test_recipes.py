@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-import kdlab.recipes as recipes
+import kdlab.trained as trained_module  # where every run's fit is called
 from kdlab.recipes import distill_student, key_of, matrices_from_history, weak_training_set
 from toydata import tiny_splits, tiny_teacher
 
@@ -21,18 +21,9 @@ def teacher(splits):
 
 
 @pytest.fixture
-def counted_fit(monkeypatch, tmp_path):
-    """Runs go to a fresh folder; returns the list of fit calls."""
-    monkeypatch.setenv("KDLAB_RUNS", str(tmp_path / "runs"))
-    calls = []
-    real_fit = recipes.fit
-
-    def fit(*args, **kwargs):
-        calls.append(kwargs.get("objective"))
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(recipes, "fit", fit)
-    return calls
+def counted_fit(fit_spy):
+    """Runs go to a fresh folder; returns the objectives of the fit calls."""
+    return fit_spy(trained_module, record=lambda kwargs: kwargs.get("objective"))
 
 
 def same_weights(a, b):

@@ -163,6 +163,7 @@ def test_evaluate_matches_hand_counts_and_averages_views():
     assert m["top5"] == 100.0 and (top2 == labels[:, None]).any(1).sum() == 2
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     script = Path(__file__).parent / "ddp_fit.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -5,7 +5,7 @@
 
 Runs (or resumes) the benchmark and writes the JSON, the Markdown report beside it and the plots
 (``<stem>-flops.png``, ``-budgets.png``, ``-ablations.png``). A configuration error (an unknown
-method, ablation or setting) is a :class:`kdlab.cli.UsageError`: one line, exit status 2.
+method, ablation or setting) is a :class:`kdlab.errors.UsageError`: one line, exit status 2.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 
 from kdlab.bench.config import MAIN_REGIME, REGIMES
+from kdlab.errors import UsageError
 
 
 def _cmd_bench(args) -> int:
-    from kdlab.cli import UsageError
-
     from kdlab.bench import BenchConfigError, load_config, run_benchmark
 
     if args.data is not None:

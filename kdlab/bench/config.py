@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdlab import config as kdlab_config
+from kdlab.distill.methods import SKD_TUNED
 from kdlab.experiment import PROTOCOLS
 from kdlab.io import read_toml
 
@@ -47,11 +48,6 @@ REFERENCES = ("student_all_labels", "scratch_same_steps")
 
 SWEEP_BUDGETS = (1.0, 5.0, 10.0, 20.0, 50.0)
 
-#: SKD as the benchmark runs it (options of :class:`kdlab.distill.Distillation`): the library's
-#: SKD_DEFAULTS with the KD preset's label/logit balance (0.1 / 0.9, notebook 05), so that SKD
-#: differs from KD by its substage terms, its schedule and the refined pseudo-labels.
-SKD_OPTIONS = {"label_weight": 0.1, "logit_weight": 0.9}
-
 
 #: The named regimes of ``make bench`` (README, "Benchmark"). ``discriminative`` is the main
 #: table: a small training pool, chosen by ``make regimes`` (``results/regimes.json``) because the
@@ -60,8 +56,9 @@ SKD_OPTIONS = {"label_weight": 0.1, "logit_weight": 0.9}
 #: pool, where the teacher's pseudo-labels alone nearly reach the teacher and the methods cannot
 #: differ (fewer seeds and methods, to keep both regimes within an hour on 2 cores).
 #: The tuned settings (``make tune``, ``results/tuning.json``: the trial with the best validation
-#: accuracy out of 6 per method; KD's and FitNets' presets won their own tuning).
-TUNED_SKD = {"label_weight": 0.5, "logit_weight": 0.9, "feature_weight": 1.0, "tau": 0.05, "fd_kind": "channel_softmax"}
+#: accuracy out of 6 per method; KD's and FitNets' presets won their own tuning). SKD's is the
+#: library's one preset, :data:`kdlab.distill.SKD_TUNED` (the name TUNED_SKD stays for old imports).
+TUNED_SKD = SKD_TUNED
 TUNED_METHODS = {"dkd": {"dkd_beta": 2.0, "kd_temperature": 4.0, "logit_weight": 1.0}}
 
 REGIMES: dict[str, dict] = {
@@ -95,7 +92,7 @@ class BenchConfig:
     sweep_budgets, sweep_methods: the label-budget sweep (methods from :data:`METHODS`).
     teacher_model, student_model: names of :data:`kdlab.models.SPECS` (the cascade's ladder
         interpolates between them).
-    skd: options of the SKD objective. "skd" runs through the cascade teacher -> assistant(s) ->
+    skd: options of the SKD objective (default :data:`kdlab.distill.SKD_TUNED`). "skd" runs through the cascade teacher -> assistant(s) ->
         student with ``cascade_steps`` assistants (0: directly), on refined pseudo-labels that are
         re-refined after every rung (:func:`kdlab.cascade.cascade`).
     method_options: per-method overrides of the presets of :data:`kdlab.distill.METHODS` (e.g.
@@ -121,7 +118,7 @@ class BenchConfig:
     sweep_budgets: tuple[float, ...] = SWEEP_BUDGETS
     sweep_methods: tuple[str, ...] = ("scratch", "kd", "skd")
     sweep_seeds: tuple[int, ...] | None = (0,)
-    skd: dict = field(default_factory=lambda: dict(SKD_OPTIONS))
+    skd: dict = field(default_factory=lambda: dict(SKD_TUNED))
     method_options: dict = field(default_factory=dict)
     cascade_steps: int = 1
     teacher_model: str = "teacher"

@@ -9,11 +9,12 @@ seed and a budget takes the first ``round(percent% * count)`` of it (at least on
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from kdlab.io import atomic_write_text
 
 from .errors import ErrorLog, VideoError
 from .splits import read_split
@@ -61,10 +62,7 @@ def label_budget(root: str | Path, percent: float, *, seed: int = 0, fold: int =
         raise VideoError(f"{root}: the training split of fold {fold} has no usable videos", root)
     keep = choose_budget([lab for _, lab in samples], percent, seed, fold)
     text = "".join(f"{samples[i][0]} {samples[i][1] + 1}\n" for i in keep)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # atomic: a reader never sees half a budget
-    return path
+    return atomic_write_text(path, text)  # a reader never sees half a budget
 
 
 def read_budget(path: str | Path) -> list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 from kdlab.progress import tqdm
+from kdlab.io import atomic_write_text
 
 from .decode import read_frames
 from .errors import VideoError
@@ -51,9 +52,7 @@ class ClipCache:
 
     def _build(self, rels: list[str], progress: bool) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tag = f"{os.getpid()}.tmp"
-        tmp_data = self.data_path.with_name(f".{self.data_path.name}.{tag}")
-        tmp_index = self.index_path.with_name(f".{self.index_path.name}.{tag}")
+        tmp_data = self.data_path.with_name(f".{self.data_path.name}.{os.getpid()}.tmp")
         shape = (int(self.counts.sum()), self.size, self.size, 3)
         free = shutil.disk_usage(self.folder).free
         if self.nbytes > free:
@@ -67,13 +66,13 @@ class ClipCache:
                 out[off : off + n] = frames
             out.flush()
             del out
-            tmp_index.write_text(json.dumps({"size": self.size, "videos": rels,
-                                             "offsets": self.offsets.tolist(), "counts": self.counts.tolist()}))
-            os.replace(tmp_data, self.data_path)
-            os.replace(tmp_index, self.index_path)  # last: marks the cache complete
+            os.replace(tmp_data, self.data_path)  # a memory map, renamed into place like kdlab.io's files
+            # Last: the index marks the cache complete.
+            atomic_write_text(self.index_path, json.dumps({"size": self.size, "videos": rels,
+                                                           "offsets": self.offsets.tolist(),
+                                                           "counts": self.counts.tolist()}))
         except BaseException:
-            for p in (tmp_data, tmp_index):
-                p.unlink(missing_ok=True)
+            tmp_data.unlink(missing_ok=True)
             raise
 
     def frames(self, i: int, indices: Sequence[int]) -> np.ndarray:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from kdlab.progress import tqdm
+from kdlab.io import atomic_write_text
 
 from .decode import VIDEO_EXTENSIONS, probe
 from .errors import ErrorLog, VideoError
@@ -71,10 +72,7 @@ def read_manifest(root: str | Path) -> dict | None:
 
 def write_manifest(root: Path, manifest: dict) -> None:
     # Write-then-rename so a reader never sees half a file.
-    path = root / MANIFEST_FILE
-    tmp = path.with_name(f".{MANIFEST_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=0, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(root / MANIFEST_FILE, json.dumps(manifest, indent=0, sort_keys=True) + "\n")
 
 
 def update_manifest(root: Path, rels: Iterable[str], manifest: dict | None = None,

@@ -6,8 +6,9 @@ Its terms, each already multiplied by its weight (so the training loss is their 
 
 - ``"label"``: :func:`kdlab.train.label_loss` on labelled samples (label -1 is ignored), or on
   pseudo-label ``soft_targets`` with ``sample_weights``. Always on.
-- ``"kd"`` or ``"dkd"``: the logit loss on *every* sample, labelled or not: this is how unlabelled
-  videos reach the student, through the teacher's soft outputs.
+- ``"kd"``, ``"dkd"`` (a name of :data:`kdlab.losses.LOGIT_LOSSES`): the logit loss on *every*
+  sample, labelled or not: this is how unlabelled videos reach the student, through the
+  teacher's soft outputs.
 - ``"feat/<student stage>"``, one per distilled student stage i:
   ``sum_j W[i, j] * D(adapter_ij(F_s^i), F_t^j)`` over teacher stages j, with W the pairing.
 - ``"embed"``: a relational loss (RKD, PKT) between the head embeddings ``head.embed`` (B, C).
@@ -37,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 from kdlab.correlation import PAIRING_RULES, identity_pairing, make_pairing
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
 from kdlab.losses import CHANNEL_FREE_LOSSES, DEFAULT_FD_KIND, EMBEDDING_LOSSES, FD_KINDS, FEATURE_LOSSES, StageAdapter
-from kdlab.losses import dkd_loss, fd_loss, kd_loss
+from kdlab.losses import LOGIT_LOSSES, fd_loss, logit_loss_options
+from kdlab.modes import eval_mode
 from kdlab.train import evaluate, label_loss
 
 from .probe import CorrelationProbe, device_of
@@ -45,7 +47,7 @@ from .schedule import Schedule
 from .teacher_cache import TeacherCache, find_cached_views
 
 FEATURE_LOSS_NAMES = ("fd", *FEATURE_LOSSES)
-LOGIT_LOSS_NAMES = ("kd", "dkd")
+LOGIT_LOSS_NAMES = tuple(LOGIT_LOSSES)  # as registered at import; the check reads the registry
 GRIDS = ("coarser", "teacher")
 EMBED = "head.embed"
 
@@ -68,15 +70,9 @@ def _stages(kind: str, requested, student: nn.Module, teacher: nn.Module | None)
 @torch.no_grad()
 def _shapes(model: nn.Module, names: list[str], clip_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
     """Output shapes (without batch) of the named modules for clips of ``clip_shape`` (eval mode)."""
-    modes = {m: m.training for m in model.modules()}
-    try:
-        model.eval()
-        with SubstageTap(model, names, detach=True) as tap:
-            model(torch.zeros(2, *clip_shape, device=device_of(model)))
-        return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
-    finally:
-        for m, training in modes.items():
-            m.train(training)
+    with eval_mode(model), SubstageTap(model, names, detach=True) as tap:
+        model(torch.zeros(2, *clip_shape, device=device_of(model)))
+    return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
 
 
 class Distillation(nn.Module):
@@ -88,8 +84,11 @@ class Distillation(nn.Module):
         label_weight, soft_targets, sample_weights, label_smoothing: the label term
             (:func:`kdlab.train.label_loss`; soft targets (N, K) and weights (N,) are indexed by
             each batch's video index).
-        logit_loss: "kd", "dkd" or None; logit_weight, kd_temperature (T of both), dkd_alpha,
-            dkd_beta. DKD's target is the label, or the teacher's argmax for unlabelled videos.
+        logit_loss: a name of :data:`kdlab.losses.LOGIT_LOSSES` ("kd", "dkd") or None;
+            logit_weight; kd_temperature (T of both), dkd_alpha, dkd_beta: each registered loss
+            gets the ones its signature names (:func:`kdlab.losses.logit_loss_options`);
+            logit_options: any further keyword settings of the chosen loss. The target (B,) a
+            logit loss gets is the label, or the teacher's argmax for unlabelled videos.
         feature_loss: D, a name of ``FEATURE_LOSS_NAMES`` ("fd" is
             :func:`kdlab.losses.fd_loss` with ``fd_kind``/``fd_temperature``), a callable
             ``(f_s, f_t) -> scalar``, or None. feature_weight multiplies every feature term.
@@ -129,7 +128,7 @@ class Distillation(nn.Module):
         label_weight: float = 1.0, soft_targets: torch.Tensor | None = None,
         sample_weights: torch.Tensor | None = None, label_smoothing: float = 0.0,
         logit_loss: str | None = "kd", logit_weight: float = 1.0, kd_temperature: float = 4.0,
-        dkd_alpha: float = 1.0, dkd_beta: float = 8.0,
+        dkd_alpha: float = 1.0, dkd_beta: float = 8.0, logit_options: dict | None = None,
         feature_loss: str | Callable | None = None, feature_weight: float = 1.0,
         fd_kind: str = DEFAULT_FD_KIND, fd_temperature: float = 1.0,
         student_stages: Sequence[str] | None = None, teacher_stages: Sequence[str] | None = None,
@@ -143,8 +142,8 @@ class Distillation(nn.Module):
         clip_shape: Sequence[int] = (3, 8, 32, 32),
     ):
         super().__init__()
-        if logit_loss not in (None, *LOGIT_LOSS_NAMES):
-            raise ValueError(f"unknown logit_loss {logit_loss!r}; valid: {', '.join(LOGIT_LOSS_NAMES)} or None")
+        if logit_loss not in (None, *LOGIT_LOSSES):
+            raise ValueError(f"unknown logit_loss {logit_loss!r}; valid: {', '.join(LOGIT_LOSSES)} or None")
         if embedding_loss not in (None, *EMBEDDING_LOSSES):
             raise ValueError(f"unknown embedding_loss {embedding_loss!r}; valid: {', '.join(EMBEDDING_LOSSES)} or None")
         if isinstance(feature_loss, str) and feature_loss not in FEATURE_LOSS_NAMES:
@@ -166,6 +165,8 @@ class Distillation(nn.Module):
         self.register_buffer("sample_weights", sample_weights, persistent=False)
         self.logit_loss, self.logit_weight, self.kd_temperature = logit_loss, logit_weight, kd_temperature
         self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
+        self.logit_options = self._logit_options(logit_loss, logit_options, kd_temperature=kd_temperature,
+                                                 dkd_alpha=dkd_alpha, dkd_beta=dkd_beta)
         self.embedding_loss, self.embedding_weight = embedding_loss, embedding_weight
         self.feature_weight, self.min_pair_weight, self.tau = feature_weight, min_pair_weight, tau
         self.clip_shape = tuple(int(s) for s in clip_shape)
@@ -235,6 +236,18 @@ class Distillation(nn.Module):
         return self
 
     # -- construction helpers -----------------------------------------------------------------
+    @staticmethod
+    def _logit_options(loss: str | None, extra: dict | None, **named) -> dict:
+        """The keyword settings passed to ``LOGIT_LOSSES[loss]``: those of ``named`` (the flat
+        options) its signature takes, updated with ``extra``; an unknown extra is refused."""
+        if loss is None:
+            return {}
+        valid = logit_loss_options(loss)
+        bad = sorted(set(extra or {}) - set(valid))
+        if bad:
+            raise ValueError(f"logit_options {bad} are not settings of logit loss {loss!r}; valid: {', '.join(valid)}")
+        return {**{k: v for k, v in named.items() if k in valid}, **(extra or {})}
+
     @staticmethod
     def _feature_fn(loss, fd_kind: str, fd_temperature: float) -> tuple[Callable | None, str | None]:
         if loss is None:
@@ -414,12 +427,10 @@ class Distillation(nn.Module):
         t_taps = (self.teacher_stages if stages else []) + (self.embed_taps if use_embed else [])
         t_logits, t_feats = self.teacher_outputs(batch, t_taps)
         if use_logits:
-            if self.logit_loss == "kd":
-                terms["kd"] = self.logit_weight * kd_loss(logits, t_logits, self.kd_temperature)
-            else:
-                target = torch.where(labels >= 0, labels, t_logits.argmax(1))
-                terms["dkd"] = self.logit_weight * dkd_loss(logits, t_logits, target, self.dkd_alpha, self.dkd_beta,
-                                                            self.kd_temperature)
+            # The label where there is one, the teacher's argmax elsewhere (None: the loss decides).
+            target = torch.where(labels >= 0, labels, t_logits.argmax(1)) if labels.dim() == 1 else None
+            loss = LOGIT_LOSSES[self.logit_loss](logits, t_logits, target, **self.logit_options)
+            terms[self.logit_loss] = self.logit_weight * loss
         if stages:
             W = self.pairing_weights()
             # One host copy of the mask (not one device sync per pair); "learned" needs every pair.

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from kdlab.correlation import cka_from_grams, gram
 from kdlab.hooks import SubstageTap
+from kdlab.modes import eval_mode
 
 
 def device_of(module: nn.Module) -> torch.device:
@@ -27,19 +28,13 @@ def device_of(module: nn.Module) -> torch.device:
 def pooled_features(model: nn.Module, names: list[str], clips: torch.Tensor, chunk: int = 32) -> list[torch.Tensor]:
     """Mean-pooled features (N, C) of the named modules on clips (N, 3, T, H, W), in eval mode
     (no BatchNorm update); every module's train/eval flag is restored afterwards."""
-    modes = {m: m.training for m in model.modules()}
     device, out = device_of(model), {n: [] for n in names}
-    try:
-        model.eval()
-        with SubstageTap(model, names, detach=True) as tap:
-            for part in clips.split(chunk):
-                model(part.to(device))
-                for n in names:
-                    f = tap[n].float()
-                    out[n].append((f.flatten(2).mean(2) if f.dim() > 2 else f).cpu())
-    finally:
-        for m, training in modes.items():
-            m.train(training)
+    with eval_mode(model), SubstageTap(model, names, detach=True) as tap:
+        for part in clips.split(chunk):
+            model(part.to(device))
+            for n in names:
+                f = tap[n].float()
+                out[n].append((f.flatten(2).mean(2) if f.dim() > 2 else f).cpu())
     return [torch.cat(out[n]) for n in names]
 
 

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from kdlab.progress import tqdm
 
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
+from kdlab.modes import eval_mode
 
 CACHE_VERSION = 1
 META = "meta.json"
@@ -241,8 +242,6 @@ class TeacherCache:
     def _build(self, description: dict, batch_size: int, num_workers: int, progress: bool) -> None:
         teacher = self.teacher
         device = next(teacher.parameters()).device
-        was_training = teacher.training
-        teacher.eval()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.parent / f".{self.path.name}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -251,7 +250,7 @@ class TeacherCache:
         loader = DataLoader(_ViewItems(self.views, self.indices), batch_size=batch_size, num_workers=num_workers)
         arrays: dict[str, np.ndarray] = {}
         try:
-            with SubstageTap(teacher, self.stages, detach=True) as tap:
+            with eval_mode(teacher), SubstageTap(teacher, self.stages, detach=True) as tap:
                 for clips, rows, vs in tqdm(loader, desc="teacher cache", unit="batch", disable=not progress):
                     logits = teacher(clips.to(device))
                     outputs = {"logits": logits, **tap.features}
@@ -280,8 +279,6 @@ class TeacherCache:
             arrays.clear()
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        finally:
-            teacher.train(was_training)
 
     def _open_for_writing(self, tmp: Path, outputs: dict, n: int, V: int) -> dict[str, np.ndarray]:
         total = sum(n * V * int(np.prod(v.shape[1:])) * 2 for v in outputs.values())

@@ -24,7 +24,7 @@ from .distribution import (
 from .hint import feature_mse_loss, fitnet_loss
 from .logits import dkd_loss, kd_loss
 from .nst import nst_loss
-from .registry import CHANNEL_FREE_LOSSES, EMBEDDING_LOSSES, FEATURE_LOSSES, LOGIT_LOSSES, get_loss
+from .registry import CHANNEL_FREE_LOSSES, EMBEDDING_LOSSES, FEATURE_LOSSES, LOGIT_LOSSES, get_loss, logit_loss_options
 from .relational import pkt_loss, rkd_loss, sp_loss
 
 __all__ = [
@@ -51,4 +51,5 @@ __all__ = [
     "LOGIT_LOSSES",
     "CHANNEL_FREE_LOSSES",
     "get_loss",
+    "logit_loss_options",
 ]

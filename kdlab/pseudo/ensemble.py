@@ -8,6 +8,7 @@ the mapping, to show the trap: on mirrored motions the two views then cancel out
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,6 +19,7 @@ from kdlab.progress import tqdm
 
 from kdlab.data import hflip
 from kdlab.hooks import SubstageTap
+from kdlab.modes import eval_mode
 
 from .views import find_flip_map, with_clips
 
@@ -113,12 +115,11 @@ def predict(model: nn.Module, dataset: Dataset, *, clips: int = 1, views: Sequen
         device = params.device if params is not None else torch.device("cpu")
     device = torch.device(device)
     tap = SubstageTap(model, [embed], detach=True) if embed else None
-    was_training = model.training
     members, embeddings, indices = [], [], []
-    model.eval()
-    try:
+    with eval_mode(model), contextlib.ExitStack() as stack:
         if tap:
             tap.attach()
+            stack.callback(tap.remove)
         for batch in tqdm(DataLoader(data, batch_size=batch_size), desc="ensemble", leave=False, disable=not progress):
             x, index = batch[0].to(device), batch[2]
             x = x[:, None] if x.dim() == 5 else x  # (B, K, 3, T, H, W)
@@ -139,10 +140,6 @@ def predict(model: nn.Module, dataset: Dataset, *, clips: int = 1, views: Sequen
                 per_view.append(p.view(b, k, -1).cpu())
             members.append(torch.stack(per_view, 1))  # (B, V, K, C)
             indices.append(torch.as_tensor(index, dtype=torch.long))
-    finally:
-        if tap:
-            tap.remove()
-        model.train(was_training)
     members = torch.cat(members)
     return Predictions(members.mean((1, 2)), members, torch.cat(embeddings) if embeddings else None,
                        torch.cat(indices), views, int(clips), bool(blind_flip))

@@ -78,5 +78,21 @@ class PseudoLabeler:
         self.update(self.predict(model, dataset, **predict_kwargs), momentum)
         return self.refine()
 
+    def state_dict(self) -> dict:
+        """The running state as plain tensors and values (for :func:`torch.save`, loadable with
+        ``weights_only=True``): ``probs`` (n, C), ``members`` (n, V, K, C), ``embeddings`` (n, D) or
+        None, ``index`` (n,), ``views``, ``clips``, ``blind_flip`` and ``rounds``."""
+        s = self.state
+        if s is None:
+            raise RuntimeError("nothing to save yet: call step(model, dataset) or update(predictions) first")
+        return {"probs": s.probs, "members": s.members, "embeddings": s.embeddings, "index": s.index,
+                "views": list(s.views), "clips": s.clips, "blind_flip": s.blind_flip, "rounds": self.rounds}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the running state saved by :meth:`state_dict` (extra keys are ignored)."""
+        self.state = Predictions(state["probs"], state["members"], state["embeddings"], state["index"],
+                                 tuple(state["views"]), state["clips"], state["blind_flip"])
+        self.rounds = state["rounds"]
+
     def __repr__(self) -> str:
         return f"PseudoLabeler(rounds={self.rounds}, momentum={self.momentum}, settings={self.settings})"

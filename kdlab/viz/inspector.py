@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.hooks import capture
+from kdlab.modes import eval_mode
 from kdlab.losses import fd_loss
 
 VIEWS = ("histogram", "softmax", "gaussian")
@@ -154,11 +155,8 @@ class FeatureInspector:
         self.update()
 
     def _run(self, model, names) -> dict:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             _, features = capture(model, self.clips, sorted(set(names)), detach=True)
-        model.train(was_training)
         return features
 
     def student_features(self, label: str) -> dict:
