@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from kdlab.config import data_dir, display_path as _relative, runs_dir
+from kdlab.io import atomic_write
 from kdlab.runfolder import LOCK_FILE, FolderError
 
 __all__ = ["ArtifactError", "pack", "unpack", "note_run", "SERIES_LOG", "MANIFEST"]
@@ -122,11 +123,9 @@ def pack(file: str | Path, *, runs: str | Path | None = None, series: bool = Fal
         local = find_dataset(fp, data_dir())
         datasets[fp] = None if local is None else local.name
     manifest = {"format": FORMAT, "entries": names, "datasets": datasets}
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
-    os.close(fd)
-    try:
-        with tarfile.open(tmp, "w:gz") as tar:
+
+    def write(f):
+        with tarfile.open(fileobj=f, mode="w:gz") as tar:
             data = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mode = len(data), 0o644
@@ -134,10 +133,8 @@ def pack(file: str | Path, *, runs: str | Path | None = None, series: bool = Fal
             for name in names:
                 for path in _files(runs / name):
                     tar.add(path, arcname=path.relative_to(runs).as_posix(), recursive=False)
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(file, write)
     if verbose:
         size = file.stat().st_size / 2**20
         print(f"packed {len(names)} runs from {_relative(runs)} into {_relative(file)} ({size:.1f} MiB)")

@@ -41,7 +41,9 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path, write) -> Path:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary binary file beside it, which is
+    then renamed over ``path`` (mode from the umask; a full disk raises :class:`DiskFullError`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
@@ -68,12 +70,12 @@ def atomic_save(obj, path) -> Path:
     # plain write() reports ENOSPC (checkpoints here are megabytes, so the copy is cheap).
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return _atomic(path, lambda f: f.write(buffer.getbuffer()))
+    return atomic_write(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    return _atomic(path, lambda f: f.write(data))
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path, text: str) -> Path:
