@@ -13,7 +13,7 @@ SOLUTIONS_CHECKED := $(addprefix notebooks/solutions/,00_solutions.ipynb 01_solu
                      03_solutions.ipynb 04_solutions.ipynb 07_solutions.ipynb)
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-solutions test-fast lint lab data bench-data bench-train bench-tap bench bench-quick regimes tune perf clean
+.PHONY: setup notebooks test test-solutions test-fast lint lab data bench-data bench-train bench-tap bench bench-feature-baselines bench-quick regimes tune perf clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,11 @@ BENCH_JOBS ?= 2
 bench: $(STAMP)
 	$(VENV)/bin/kdlab bench --regime discriminative --jobs $(BENCH_JOBS)
 	$(VENV)/bin/kdlab bench --regime easy --jobs $(BENCH_JOBS)
+
+## AT, SP and NST against KD in the discriminative regime (left out of `make bench` for time)
+## -> results/benchmark-feature-baselines.*
+bench-feature-baselines: $(STAMP)
+	$(VENV)/bin/kdlab bench --config benchmarks/feature-baselines.toml --jobs $(BENCH_JOBS)
 
 ## The search that chose the discriminative regime -> results/regimes.json
 regimes: $(STAMP)
