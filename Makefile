@@ -13,7 +13,7 @@ SOLUTIONS_CHECKED := $(addprefix notebooks/solutions/,00_solutions.ipynb 01_solu
                      03_solutions.ipynb 04_solutions.ipynb 07_solutions.ipynb)
 NB_TIMEOUT ?= 1800
 
-.PHONY: setup notebooks test test-solutions test-fast lint lab data bench-data bench-train bench-tap bench bench-feature-baselines bench-quick regimes tune perf clean
+.PHONY: setup notebooks test test-solutions test-fast lint lab data bench-data bench-train bench-tap bench bench-feature-baselines bench-quick gpu-check regimes tune perf clean
 
 setup: $(STAMP)
 
@@ -76,6 +76,12 @@ bench: $(STAMP)
 ## -> results/benchmark-feature-baselines.*
 bench-feature-baselines: $(STAMP)
 	$(VENV)/bin/kdlab bench --config benchmarks/feature-baselines.toml --jobs $(BENCH_JOBS)
+
+## On a machine with a GPU: the test suite, one student run with the GPU's utilisation sampled and,
+## with NOTEBOOKS=1, nbval on every notebook, all on CUDA, within GPU_BUDGET seconds -> results/gpu-check.json
+GPU_BUDGET ?= 540
+gpu-check: $(STAMP)
+	$(PY) scripts/gpu_check.py --budget $(GPU_BUDGET) $(if $(NOTEBOOKS),--notebooks)
 
 ## The search that chose the discriminative regime -> results/regimes.json
 regimes: $(STAMP)

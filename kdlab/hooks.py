@@ -197,7 +197,14 @@ class SubstageTap:
 def capture(
     model: nn.Module, x: torch.Tensor, names: Iterable[str] | None = None, detach: bool = False
 ) -> tuple[Any, dict[str, Any]]:
-    """One forward of ``model`` on ``x`` (B, 3, T, H, W); returns ``(output, features)``."""
+    """One forward of ``model`` on ``x`` (B, 3, T, H, W); returns ``(output, features)``.
+
+    ``x`` is moved to the device of the model's parameters first (clips come from a CPU loader,
+    while ``fit`` leaves a model on the GPU when there is one); output and features stay there.
+    """
+    param = next(model.parameters(), None)
+    if param is not None and x.device != param.device:
+        x = x.to(param.device)
     with SubstageTap(model, names, detach=detach) as tap:
         out = model(x)
     return out, tap.features

@@ -167,6 +167,15 @@ def test_capture_helper_returns_output_and_features():
     assert _all_hooks(model) == []
 
 
+def test_capture_moves_the_clips_to_the_models_device():
+    # The meta device stands in for a GPU here: a model there and CPU clips, as when a notebook
+    # captures from a model that fit left on CUDA. Without the move the forward fails.
+    model = TinyStaged().to("meta")
+    out, feats = capture(model, torch.randn(2, 3, 2, 8, 8), detach=True)
+    assert out.device.type == "meta" and out.shape == (2, 5)
+    assert all(f.device.type == "meta" for f in feats.values())
+
+
 def test_ddp_wrapper_names_with_or_without_prefix(tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
     try:
