@@ -1,7 +1,7 @@
-"""Recipes the notebooks and the benchmark share: one distilled student per call, trained once.
+"""Distilled students through the run cache: one student per call, trained once.
 
 :func:`distill_student` trains a student with one method of :mod:`kdlab.distill` on the weak
-setting of a :class:`~kdlab.experiment.Splits` (the labelled budget plus the unlabelled videos,
+setting of a :class:`~kdlab.weak_splits.Splits` (the labelled budget plus the unlabelled videos,
 whose labels read -1), through :func:`kdlab.train.fit`, and stores it in the run cache
 (:func:`kdlab.runs.load_or_train`): a second call with the same method, options, data, teacher,
 epochs and seed loads it instead of training again. Every method gets the same data, optimiser,
@@ -29,14 +29,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from kdlab.config import runs_dir
 from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_objective, weights_digest
 from kdlab.distill.methods import METHODS
-from kdlab.experiment import MaskedLabels, Splits, default_epochs
+from kdlab.environment import runs_dir
 from kdlab.models import build_model
 from kdlab.protocol import check_teacher
 from kdlab.runs import load_or_train
+from kdlab.teachers import default_epochs
 from kdlab.trained import train_and_report
+from kdlab.weak_splits import MaskedLabels, Splits
 
 __all__ = ["distill_student", "weak_training_set", "teacher_cache", "key_of", "matrices_from_history"]
 
@@ -93,7 +94,7 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
         method: a key of :data:`kdlab.distill.METHODS` ("scratch", "kd", ..., "skd").
         splits: the data (labelled budget, unlabelled videos, validation, test).
         teacher: the frozen teacher (ignored, and may be None, for "scratch").
-        epochs: default :func:`kdlab.experiment.default_epochs` ("student"); also sizes the
+        epochs: default :func:`kdlab.teachers.default_epochs` ("student"); also sizes the
             progressive schedule.
         seed: initialisation and data order.
         views: None (random clips every epoch, the teacher run on every batch) or V (V fixed
