@@ -19,7 +19,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from kdlab import config
+from kdlab import environment
 from kdlab.data import VideoFolder, default_dataset
 
 
@@ -38,8 +38,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--epochs", type=int, default=config.pick(2, 1))
-    ap.add_argument("--out", default=str(config.project_root() / "results" / "bench_data.json"))
+    ap.add_argument("--epochs", type=int, default=environment.pick(2, 1))
+    ap.add_argument("--out", default=str(environment.project_root() / "results" / "bench_data.json"))
     args = ap.parse_args(argv)
 
     root = default_dataset()
@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
         "speedup": round(rates["cache"] / rates["direct"], 2),
         "cache_build_s": round(cache_s, 2), "cache_mib": round(cached.cache.nbytes / 2**20, 1),
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-        "quick": config.quick(), "date": time.strftime("%Y-%m-%d"),
+        "quick": environment.quick(), "date": time.strftime("%Y-%m-%d"),
     }
     print(f"{root.name}: {len(direct)} training videos, clips {args.frames}x{args.size}x{args.size}, "
           f"batch {args.batch_size}, num_workers=0")

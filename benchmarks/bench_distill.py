@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdlab.config import pick, project_root
+from kdlab.environment import pick, project_root
 from kdlab.data import VideoFolder, generate_dataset
 from kdlab.distill import CachedViews, SubstageDistillation, TeacherCache
 from kdlab.models import build_model

@@ -19,11 +19,12 @@ import json
 import statistics
 import time
 
-from kdlab.config import pick, project_root, quick
-from kdlab.experiment import DataConfig, Splits, get_teacher
+from kdlab.environment import pick, project_root, quick
+from kdlab.teachers import get_teacher
+from kdlab.weak_splits import DataConfig, Splits
 from kdlab.io import atomic_write_text
 from kdlab.losses import DEFAULT_FD_KIND, FD_KINDS
-from kdlab.recipes import distill_student
+from kdlab.students import distill_student
 
 
 def summary(values: list[float]) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdlab.config import pick, project_root
+from kdlab.environment import pick, project_root
 from kdlab.hooks import SubstageTap
 from kdlab.models import build_model
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from kdlab.config import project_root
+from kdlab.environment import project_root
 from kdlab.models import build_model, count_flops, count_parameters
 
 MODELS = ("teacher", "assistant", "student", "frame2d")

@@ -41,7 +41,7 @@ import bench_distill  # noqa: E402
 import bench_tap  # noqa: E402
 import bench_train  # noqa: E402
 
-from kdlab import config  # noqa: E402
+from kdlab import environment  # noqa: E402
 from kdlab.io import atomic_write_text  # noqa: E402
 from kdlab.models import build_model, count_flops  # noqa: E402
 
@@ -93,10 +93,10 @@ def main(argv=None) -> dict:
         distill = bench_distill.main(["--out", f"{tmp}/distill.json", *threads])
         data = bench_data.main(["--out", f"{tmp}/data.json"])
     student = student_clips_per_s(batch=data["batch_size"], frames=data["frames"], size=data["size"],
-                                  steps=config.pick(20, 8))
+                                  steps=environment.pick(20, 8))
     shape = (1, 3, data["frames"], data["size"], data["size"])
     flops = {name: count_flops(build_model(name, 10), shape) for name in ("teacher", "student")}
-    notebooks = notebook_times(config.project_root() / "build")
+    notebooks = notebook_times(environment.project_root() / "build")
     result = {
         "tap_overhead": tap["ratio_tapped_over_plain"],
         "skd_step_over_floor": distill["skd_step_over_floor"],
@@ -117,11 +117,11 @@ def main(argv=None) -> dict:
             "notebook times are null for a mode whose series has not run: run `KDLAB_QUICK=1 python "
             "scripts/run_notebooks.py --out build/notebooks-quick notebooks/*.ipynb` (quick) or `make notebooks` "
             "(default), then `make perf` again"],
-        "quick": config.quick(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "quick": environment.quick(), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0], "torch": torch.__version__, "machine": platform.machine(),
         "seconds": time.perf_counter() - tic, "date": time.strftime("%Y-%m-%d"),
     }
-    out = Path(args.out or config.project_root() / "results" / "perf.json")
+    out = Path(args.out or environment.project_root() / "results" / "perf.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print("\nperf summary (targets are figures, not assertions):")
     for key, (op, target) in TARGETS.items():

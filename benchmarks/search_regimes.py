@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
-from kdlab import config as kdlab_config
+from kdlab import environment
 from kdlab.bench import default_config
 from kdlab.bench.runner import make_context, run_method, run_reference
 from kdlab.io import atomic_write_text
@@ -94,7 +94,7 @@ def _evaluate(index: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(kdlab_config.project_root() / "results" / "regimes.json"))
+    parser.add_argument("--out", default=str(environment.project_root() / "results" / "regimes.json"))
     parser.add_argument("--only", type=int, nargs="*", help="indices into SETTINGS (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="settings evaluated at once, one process each")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process")

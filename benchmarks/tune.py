@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import torch
 
-from kdlab import config as kdlab_config
+from kdlab import environment
 from kdlab.bench import load_config
 from kdlab.bench.runner import make_context, run_method
 from kdlab.distill import Distillation
@@ -109,7 +109,7 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="*", default=list(SPACES))
-    parser.add_argument("--out", default=str(kdlab_config.project_root() / "results" / "tuning.json"))
+    parser.add_argument("--out", default=str(environment.project_root() / "results" / "tuning.json"))
     parser.add_argument("--jobs", type=int, default=1,
                         help="trials trained at once, in separate processes sharing the run cache (each gets "
                              "cpu_count / jobs threads); the numbers do not depend on it")

@@ -1,6 +1,6 @@
 """Shareable run caches: an instructor trains the models once, students unpack them and train nothing.
 
-``kdlab artifacts pack FILE`` writes the finished runs of ``runs/`` (:func:`kdlab.config.runs_dir`)
+``kdlab artifacts pack FILE`` writes the finished runs of ``runs/`` (:func:`kdlab.environment.runs_dir`)
 into one ``.tar.gz``; ``kdlab artifacts unpack FILE`` puts them into another checkout's ``runs/``.
 Run keys hold a dataset's content fingerprint, not its path
 (:func:`kdlab.data.fingerprint.dataset_fingerprint`), so the unpacked models are found by every
@@ -29,7 +29,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from kdlab.config import data_dir, display_path as _relative, runs_dir
+from kdlab.environment import data_dir, display_path as _relative, runs_dir
 from kdlab.io import atomic_write
 from kdlab.runfolder import LOCK_FILE, FolderError
 

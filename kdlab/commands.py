@@ -8,7 +8,6 @@ starts fast.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -75,14 +74,20 @@ def _need_tensorboard(log_dir) -> None:
 
 
 def _cmd_train(args) -> int:
+    """One classifier with cross-entropy into ``--out``: the same splits as :class:`kdlab.weak_splits.Splits`
+    (validation carved from the training videos outside the label budget), trained and tested by
+    :func:`kdlab.trained.train_and_report`, in kdlab's run-folder layout (:mod:`kdlab.runfolder`:
+    ``config.json``, ``fit/``, ``report.json``)."""
     import torch
 
-    from kdlab.data import VideoFolder, default_dataset, label_budget, read_budget, train_val_split
+    from kdlab.data import default_dataset
     from kdlab.io import atomic_write_text
     from kdlab.models import SPECS, TORCHVISION_MODELS, build_model, count_flops
-    from kdlab.runfolder import check_writable, clear_run, locked, remove_stale
+    from kdlab.runfolder import check_writable, open_run
     from kdlab.settings import check_clip
-    from kdlab.train import distributed, evaluate, fit
+    from kdlab.train import ResumeMismatchError, distributed
+    from kdlab.trained import train_and_report
+    from kdlab.weak_splits import DataConfig, Splits
 
     from_file = _load_config(args.config, "train")
     unknown = sorted(set(from_file) - set(TRAIN_DEFAULTS) - {"out"})
@@ -108,42 +113,32 @@ def _cmd_train(args) -> int:
     if not root.is_dir():
         raise UsageError(f"dataset folder {root} does not exist (make one with: kdlab data --root {root})")
     rank, world = distributed()
-    clip = dict(frames=cfg["frames"], size=cfg["size"], cache=cfg["cache"], progress=rank == 0)
-    train = VideoFolder(root, "train", sampling="random", flip=True, **clip)
-    train_eval = VideoFolder(root, "train", **clip)
-    test = VideoFolder(root, "test", **clip)
-    indices = list(range(len(train)))
-    if cfg["labels"] == "budget":
-        keep = {rel for rel, _ in read_budget(label_budget(root, cfg["budget"], seed=cfg["budget_seed"]))}
-        indices = [i for i, (rel, _) in enumerate(train.samples) if rel in keep]
-    fit_idx, val_idx = train_val_split([train.labels[i] for i in indices], 0.1, seed=cfg["seed"])
+    splits = Splits(DataConfig(root=str(root), frames=cfg["frames"], size=cfg["size"], budget=cfg["budget"],
+                               budget_seed=cfg["budget_seed"], cache=cfg["cache"]), progress=rank == 0)
+    train_set = splits.labelled_set() if cfg["labels"] == "budget" else splits.all_labels_set()
     torch.manual_seed(cfg["seed"])
-    model = build_model(cfg["model"], train.num_classes)
-    # What makes the run (checkpoints compare it on resume): not where it logs, amp only when on.
+    model = build_model(cfg["model"], splits.num_classes)
+    # What makes the run (config.json and the checkpoints compare it on resume): not where it logs, amp only when on.
     run_config = {k: (str(v) if k == "data" else v) for k, v in {**cfg, "data": root}.items()
                   if k != "log_dir" and not (k == "amp" and not v)}
-    with locked(out) if rank == 0 else contextlib.nullcontext():
+    if (Path(out) / "checkpoint.pt").is_file() and not (Path(out) / "config.json").is_file():
+        raise ResumeMismatchError(f"{out} holds a run of an older kdlab train (its checkpoints at the top, validation "
+                                  "from the label budget); use another output folder or delete it")
+    with open_run(out, {"kind": "train", **run_config}, rank=rank, restart=args.restart, shared=(root / ".cache",)):
+        run = train_and_report(model, train_set, splits.val_set(), splits.test,
+                               build=lambda: build_model(cfg["model"], splits.num_classes),
+                               evaluate_test=rank == 0, epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                               lr=cfg["lr"], seed=cfg["seed"], out_dir=Path(out) / "fit", run_config=run_config,
+                               num_workers=cfg["num_workers"], amp=cfg["amp"], log_dir=cfg["log_dir"])
         if rank == 0:
-            remove_stale(out, owned=True)
-            remove_stale(root / ".cache")  # a killed clip-cache build's files (dead writers only)
-            if args.restart:
-                clear_run(out)
-        if world > 1:
-            torch.distributed.barrier()
-        history = fit(
-            model, torch.utils.data.Subset(train, [indices[i] for i in fit_idx]),
-            torch.utils.data.Subset(train_eval, [indices[i] for i in val_idx]),
-            epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"], seed=cfg["seed"], out_dir=out,
-            run_config=run_config, num_workers=cfg["num_workers"], amp=cfg["amp"], log_dir=cfg["log_dir"],
-        )
-        if rank == 0:
-            metrics = evaluate(model, test, amp=cfg["amp"])
-            report = {"config": {**cfg, "data": str(root)}, "test_top1": metrics["top1"],
-                      "summary": history.summary(),
+            info = run.info()
+            report = {"kind": "train", "config": {**cfg, "data": str(root)}, "data": splits.summary(),
+                      "test_top1": info["test_top1"], "best_epoch_test_top1": info["best_epoch_test_top1"],
+                      "summary": run.history.summary(),
                       "flops": count_flops(model, (1, 3, cfg["frames"], cfg["size"], cfg["size"]))}
             atomic_write_text(Path(out) / "report.json", json.dumps(report, indent=1))
-            print(f"test top-1 {metrics['top1']:.1f}% (last epoch); best validation epoch {history.best_epoch}; "
-                  f"results in {out}")
+            print(f"test top-1 {info['test_top1']:.1f}% (last epoch), {info['best_epoch_test_top1']:.1f}% at the best "
+                  f"validation epoch ({run.history.best_epoch}); results in {out}")
     return 0
 
 
@@ -159,8 +154,8 @@ RUN_FLAGS = {
     "frames": (int, "frames per clip"),
     "size": (int, "clip height and width"),
     "teacher": (str, "teacher protocol: all, labelled or pretrained"),
-    "teacher_epochs": (int, "epochs of the teacher (default: kdlab.experiment.default_epochs)"),
-    "epochs": (int, "epochs per student / rung (default: kdlab.experiment.default_epochs)"),
+    "teacher_epochs": (int, "epochs of the teacher (default: kdlab.teachers.default_epochs)"),
+    "epochs": (int, "epochs per student / rung (default: kdlab.teachers.default_epochs)"),
     "seed": (int, "initialisation and data order"),
     "views": (int, "fixed augmented views per video, teacher outputs cached; 0: fresh clips"),
     "lr": (float, "learning rate"),

@@ -1,7 +1,7 @@
 """Export the student of a finished run alone (``kdlab export RUN --format onnx|pt2``), with a parity check.
 
-:func:`find_student` reads the student of any kdlab output folder: ``kdlab train`` (its
-``checkpoint.pt``), ``kdlab distill`` (``fit/checkpoint.pt``), ``kdlab cascade``/``skd`` (the last
+:func:`find_student` reads the student of any kdlab output folder: ``kdlab train`` and ``kdlab
+distill`` (``fit/checkpoint.pt``; an older ``kdlab train``'s ``checkpoint.pt``), ``kdlab cascade``/``skd`` (the last
 rung, ``cascade/rung-<n>/model.pt``) or a run-cache folder (``model.pt``), always the weights of the
 last epoch (the ones the reports' "test top-1 (last epoch)" measures). :func:`export_student`
 writes it as
@@ -46,15 +46,15 @@ def find_student(folder: str | Path) -> tuple[nn.Module, dict]:
     if not folder.is_dir():
         raise FolderError(f"{folder} does not exist")
     config, report = _json(folder / "config.json"), _json(folder / "report.json")
-    kind = config.get("kind") or ("train" if (folder / "checkpoint.pt").is_file() else None)
-    if kind in ("skd", "distill", "train") and not report:
+    kind = config.get("kind") or ("old-train" if (folder / "checkpoint.pt").is_file() else None)
+    if kind in ("skd", "distill", "train", "old-train") and not report:
         raise FolderError(f"{folder} holds an unfinished {kind} run: run the same command again to finish it")
     if kind == "skd":
         path = folder / "cascade" / f"rung-{len(report['rungs']) - 1}" / "model.pt"
         data = config
-    elif kind == "distill":
+    elif kind in ("distill", "train"):
         path, data = folder / "fit" / "checkpoint.pt", config
-    elif kind == "train":
+    elif kind == "old-train":  # kdlab train before it used the run-folder layout of the other commands
         path, data = folder / "checkpoint.pt", report["config"]
     elif (folder / "model.pt").is_file():  # a run-cache folder (kdlab.runs)
         path, data = folder / "model.pt", config.get("data", {})
@@ -74,7 +74,7 @@ def _dataset_of(fingerprint: str | None) -> str | None:
     """The dataset under the data folder with this content fingerprint (run keys hold no paths)."""
     if not fingerprint:
         return None
-    from kdlab.config import data_dir
+    from kdlab.environment import data_dir
     from kdlab.data.fingerprint import find_dataset
 
     found = find_dataset(fingerprint, data_dir())

@@ -12,13 +12,12 @@ output folder (:mod:`kdlab.runfolder`: a second process is refused), write ``con
 rerun with another configuration is refused with :class:`~kdlab.train.ResumeMismatchError`
 unless ``restart=True`` empties the folder first), resume when run again on the same folder, and
 end with ``report.json`` and ``report.md`` (:func:`render_markdown`). Teachers come from the run
-cache (:func:`kdlab.experiment.get_teacher`), so every run of one data configuration shares them.
+cache (:func:`kdlab.teachers.get_teacher`), so every run of one data configuration shares them.
 Under torchrun every rank trains; rank 0 alone writes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import json
@@ -27,19 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from kdlab.cascade import MODES, capacity_ladder, cascade, ladder_markdown
 from kdlab.distill import Distillation, make_objective
 from kdlab.distill.methods import METHODS, SKD_TUNED
-from kdlab.experiment import PROTOCOLS, DataConfig, Splits, default_epochs, get_teacher
+from kdlab.teachers import PROTOCOLS, default_epochs, get_teacher
+from kdlab.weak_splits import DataConfig, Splits
 from kdlab.io import atomic_write_text
 from kdlab.models import SPECS, build_model, count_flops, efficiency
 from kdlab.pseudo import NOISE_MODES, WeakLabels
-from kdlab.recipes import teacher_cache, weak_training_set
-from kdlab.config import runs_dir
-from kdlab.runfolder import FolderError, check_writable, clear_run, locked, remove_stale
-from kdlab.runs import claim_folder
+from kdlab.students import teacher_cache, weak_training_set
+from kdlab.environment import runs_dir
+from kdlab.runfolder import FolderError, check_writable, open_run
 from kdlab.settings import SettingError, check_clip, check_settings
 from kdlab.trained import train_and_report
 from kdlab.train import distributed
@@ -213,23 +211,11 @@ def make_config(cls, values: dict):
     return cfg
 
 
-@contextlib.contextmanager
 def _open_run(cfg, kind: str, rank: int, restart: bool, data_root: Path):
-    """Lock ``out`` (rank 0), remove killed writers' leftovers (there, in the run cache and the
-    dataset's clip cache), empty it on ``restart``, then check (or write) ``<out>/config.json``:
-    a folder holds one configuration."""
-    out = Path(cfg.out)
-    with locked(out) if rank == 0 else contextlib.nullcontext():
-        if rank == 0:
-            remove_stale(out, owned=True)
-            for shared in (runs_dir(), data_root / ".cache"):  # other processes' too: dead writers' files only
-                remove_stale(shared)
-            if restart:
-                clear_run(out)
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # the other ranks read config.json after rank 0 has emptied the folder
-        claim_folder(out / CONFIG_JSON, {"kind": kind, **_claimed(cfg)}, write=rank == 0)
-        yield out
+    """:func:`kdlab.runfolder.open_run` on ``cfg.out`` for this configuration (leftovers of dead
+    writers are also removed from the run cache and the dataset's clip cache)."""
+    return open_run(cfg.out, {"kind": kind, **_claimed(cfg)}, rank=rank, restart=restart,
+                    shared=(runs_dir(), data_root / ".cache"))
 
 
 def _finish(out: Path, report: dict, rank: int) -> dict:
@@ -267,7 +253,7 @@ def _distill(cfg: DistillConfig, splits: Splits, out: Path, rank: int, show: boo
     clip_shape = (3, cfg.frames, cfg.size, cfg.size)
     cache = None
     if teacher is not None and views is not None:
-        cache = teacher_cache(teacher, splits, views, progress=show)  # shared with kdlab.recipes (run cache)
+        cache = teacher_cache(teacher, splits, views, progress=show)  # shared with kdlab.students (run cache)
     torch.manual_seed(cfg.seed)
     student = build_model(cfg.model, splits.num_classes)
     objective = make_objective(cfg.method, teacher, student, **{

@@ -8,7 +8,7 @@ a second, in one of three modes set by ``KDLAB_PROGRESS`` (:func:`mode`):
   kept (``make notebooks``: ``scripts/run_notebooks.py`` sets it), where a bar would be frozen as
   its first "0%" frame in the saved notebook and its HTML;
 - ``off`` (``KDLAB_PROGRESS=0``): nothing (nbval under ``make test``, see
-  :func:`kdlab.config.progress_allowed`).
+  :func:`kdlab.environment.progress_allowed`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm as _tqdm
 
-from kdlab.config import progress_allowed
+from kdlab.environment import progress_allowed
 
 MODES = ("bars", "summary", "off")
 

@@ -10,11 +10,22 @@
   locked, every one is a leftover (only the lock holder writes there).
 - :func:`clear_run`: ``--restart``: empty a kdlab run folder, refusing folders holding files
   kdlab does not write.
+- :func:`claim_folder`: one folder holds one configuration (its ``config.json``).
+- :func:`open_run`: all of the above in the order every command that trains uses them.
+
+**kdlab's one run-folder convention.** Every folder a training writes holds ``config.json``
+(written first; a rerun with another configuration is refused) and ``fit/`` (the engine's
+per-epoch checkpoints, :func:`kdlab.train.fit`: a rerun resumes there), and ends with what the run
+produced, written last: ``model.pt`` + ``info.json`` for a run of the run cache (:mod:`kdlab.runs`,
+``<runs>/<kind>-<key>/``, and each cascade rung, ``rung-<k>/``), ``report.json`` (+ ``report.md``)
+for the folder a command was given (``kdlab train``, ``distill``, ``cascade``, ``skd``), whose
+``fit/`` or ``cascade/`` holds the training. A folder without its last file is unfinished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -154,3 +165,46 @@ def clear_run(folder: str | Path) -> None:
             shutil.rmtree(p)
         else:
             p.unlink()
+
+
+def claim_folder(config_file: Path, config: dict, *, write: bool = True) -> None:
+    """One output folder holds one configuration: write ``config_file`` (when ``write``, i.e. on
+    rank 0) the first time; on a rerun raise :class:`~kdlab.train.ResumeMismatchError` listing
+    every key whose stored value differs from ``config`` (a JSON-able dict)."""
+    from kdlab.io import atomic_write_text
+    from kdlab.train import ResumeMismatchError  # here: kdlab --help must not import torch
+
+    config_file = Path(config_file)
+    if not config_file.is_file():
+        if write:
+            atomic_write_text(config_file, json.dumps(config, indent=1, sort_keys=True))
+        return
+    old = json.loads(config_file.read_text())
+    if old != config:
+        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+        raise ResumeMismatchError(
+            f"{config_file.parent} holds a run with another configuration ("
+            + "; ".join(f"{k}: stored {old.get(k)!r}, asked {config.get(k)!r}" for k in diff)
+            + "); use another output folder or delete it")
+
+
+@contextlib.contextmanager
+def open_run(out: str | Path, config: dict, *, rank: int = 0, restart: bool = False, shared=()):
+    """Lock ``out`` (rank 0), remove killed writers' leftovers (there, and in each folder of
+    ``shared`` such as the run cache or a dataset's clip cache: dead writers' files only), empty it
+    on ``restart``, then claim it for ``config`` (:func:`claim_folder`, ``out/config.json``). Under
+    torchrun the other ranks wait for rank 0 before they read ``config.json``."""
+    out = Path(out)
+    with locked(out) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            remove_stale(out, owned=True)
+            for folder in shared:
+                remove_stale(folder)
+            if restart:
+                clear_run(out)
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # the other ranks read config.json after rank 0 has emptied the folder
+        claim_folder(out / "config.json", config, write=rank == 0)
+        yield out

@@ -18,11 +18,12 @@ from typing import Callable
 
 from torch import nn
 
-from kdlab.config import display_path, runs_dir
+from kdlab.environment import display_path, runs_dir
 from kdlab.artifacts import note_run
 from kdlab.io import atomic_save, atomic_write_text, load_checkpoint
 from kdlab.models import model_from_arch
-from kdlab.train import ResumeMismatchError, unwrap
+from kdlab.runfolder import claim_folder  # noqa: F401  (its old home; kdlab.runfolder holds it now)
+from kdlab.train import unwrap
 
 
 def run_key(config: dict) -> str:
@@ -79,21 +80,3 @@ def load_or_train(kind: str, config: dict, train: Callable[[Path], tuple[nn.Modu
     model, info = train(folder / "fit")
     save_model(folder, model, info)
     return model, info
-
-
-def claim_folder(config_file: Path, config: dict, *, write: bool = True) -> None:
-    """One output folder holds one configuration: write ``config_file`` (when ``write``, i.e. on
-    rank 0) the first time; on a rerun raise :class:`~kdlab.train.ResumeMismatchError` listing
-    every key whose stored value differs from ``config`` (a JSON-able dict)."""
-    config_file = Path(config_file)
-    if not config_file.is_file():
-        if write:
-            atomic_write_text(config_file, json.dumps(config, indent=1, sort_keys=True))
-        return
-    old = json.loads(config_file.read_text())
-    if old != config:
-        diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-        raise ResumeMismatchError(
-            f"{config_file.parent} holds a run with another configuration ("
-            + "; ".join(f"{k}: stored {old.get(k)!r}, asked {config.get(k)!r}" for k in diff)
-            + "); use another output folder or delete it")

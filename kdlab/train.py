@@ -21,31 +21,33 @@ What :func:`fit` guarantees:
 - optional bf16 mixed precision (``amp=True``) and TensorBoard logs (``log_dir=``, :mod:`kdlab.tblog`);
 - the same code under ``torchrun --nproc_per_node=N`` (DDP; gloo on the CPU, NCCL on GPUs), where
   rank 0 alone logs and writes.
+
+The pieces around the loop live beside it: :mod:`kdlab.runtime` (device, seeds, torchrun,
+autocast), :mod:`kdlab.supervised` (:class:`Supervised`, :func:`label_loss`), :mod:`kdlab.history`
+(:class:`History`) and :mod:`kdlab.evaluation` (:func:`evaluate`). Every one of their public names
+is importable from here too, as before the split.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from kdlab.progress import summary, tqdm
 
+from kdlab.evaluation import evaluate
+from kdlab.history import History
 from kdlab.hooks import unwrap
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
-from kdlab.modes import eval_mode
+from kdlab.progress import summary, tqdm
+from kdlab.runtime import autocast, default_device, distributed, epoch_seed, seed_everything, to_device
+from kdlab.supervised import Supervised, label_loss
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -58,206 +60,6 @@ class NonFiniteLossError(RuntimeError):
 
 class ResumeMismatchError(RuntimeError):
     """``out_dir`` holds a run with another configuration than the one asked for."""
-
-
-# ----------------------------------------------------------------------------- devices and seeds
-
-def default_device() -> torch.device:
-    """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch: everything random in epoch ``epoch`` derives from it."""
-    return seed * 100_003 + epoch
-
-
-def distributed() -> tuple[int, int]:
-    """``(rank, world_size)``; initialises the process group when started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def to_device(batch, device):
-    """Move every tensor of a batch (tuple/list/dict) to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-# ----------------------------------------------------------------------------- objectives
-
-class Supervised(nn.Module):
-    """Cross-entropy on labelled samples: ``(model, (clips, labels[, index, ...])) -> ({"ce": loss}, logits)``.
-
-    Labels ``-1`` mark unlabelled samples and are ignored. With ``soft_targets`` (N, classes) and
-    optional ``sample_weights`` (N,), indexed by the batch's sample index, it trains on (pseudo-)
-    label distributions instead: loss = sum_i w_i * CE(p_i, logits_i) / sum_i w_i over the batch.
-    """
-
-    def __init__(self, soft_targets: torch.Tensor | None = None, sample_weights: torch.Tensor | None = None,
-                 label_smoothing: float = 0.0):
-        super().__init__()
-        self.label_smoothing = label_smoothing
-        self.register_buffer("soft_targets", soft_targets, persistent=False)
-        self.register_buffer("sample_weights", sample_weights, persistent=False)
-
-    def forward(self, model: nn.Module, batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        clips, labels, index = batch[0], batch[1], batch[2] if len(batch) > 2 else None
-        logits = model(clips)
-        return {"ce": label_loss(logits, labels, index, self.soft_targets, self.sample_weights,
-                                 self.label_smoothing)}, logits
-
-
-def label_loss(logits, labels, index, soft_targets=None, sample_weights=None, label_smoothing=0.0):
-    """The label term shared by every objective (see :class:`Supervised`); 0 when a batch has no label.
-
-    ``index`` (B,) may be None (batches of ``(x, y)``) unless soft targets or sample weights are given.
-    """
-    if index is None and (soft_targets is not None or sample_weights is not None):
-        raise ValueError("soft targets and sample weights are looked up by each sample's dataset index: the "
-                         "training items must be (clip, label, index)")
-    if soft_targets is None:
-        mask = labels >= 0
-        if sample_weights is None:
-            if not mask.any():
-                return logits.sum() * 0.0
-            return F.cross_entropy(logits[mask], labels[mask], label_smoothing=label_smoothing)
-        weights = sample_weights[index] * mask
-        per_sample = F.cross_entropy(logits, labels.clamp(min=0), reduction="none",
-                                     label_smoothing=label_smoothing)
-    else:
-        targets = soft_targets[index]
-        weights = sample_weights[index] if sample_weights is not None else torch.ones_like(targets[:, 0])
-        per_sample = -(targets * F.log_softmax(logits, dim=1)).sum(1)
-    return (weights * per_sample).sum() / weights.sum().clamp(min=1e-8)
-
-
-# ----------------------------------------------------------------------------- history
-
-@dataclass
-class History:
-    """Per-epoch records of every loss term and metric, e.g.
-    ``{"epoch": 3, "train/ce": 0.41, "train/loss": 0.41, "train/acc": 88.1, "val/top1": 80.0,
-    "lr": 0.001, "seconds": 12.3}``. Selection is on validation only (``monitor``)."""
-
-    records: list[dict] = field(default_factory=list)
-    monitor: str = "val/top1"
-    best_state: dict | None = None
-
-    def __len__(self):
-        return len(self.records)
-
-    @property
-    def last(self) -> dict:
-        return self.records[-1]
-
-    @property
-    def best_epoch(self) -> int | None:
-        """Epoch with the highest ``monitor`` value (the earliest on ties), or None without validation."""
-        scored = [r for r in self.records if self.monitor in r]
-        if not scored:
-            return None
-        return max(scored, key=lambda r: (r[self.monitor], -r["epoch"]))["epoch"]
-
-    @property
-    def best(self) -> dict | None:
-        epoch = self.best_epoch
-        return None if epoch is None else next(r for r in self.records if r["epoch"] == epoch)
-
-    def series(self, key: str) -> list[float]:
-        return [r.get(key, math.nan) for r in self.records]
-
-    def keys(self) -> list[str]:
-        return sorted({k for r in self.records for k in r})
-
-    def summary(self) -> dict:
-        """The last epoch and the best-on-validation epoch side by side."""
-        return {"last": self.last if self.records else None, "best": self.best, "monitor": self.monitor}
-
-    def to_json(self) -> str:
-        return json.dumps({"monitor": self.monitor, "records": self.records}, indent=1)
-
-    @classmethod
-    def from_records(cls, records, monitor="val/top1") -> "History":
-        return cls(records=[dict(r) for r in records], monitor=monitor)
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-def autocast(device: torch.device, amp: bool):
-    """bf16 autocast on ``device`` when ``amp`` (no gradient scaler is needed for bf16), else nothing."""
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 32, device=None,
-             num_classes: int | None = None, progress: bool = False, amp: bool = False) -> dict:
-    """Top-1/top-5 accuracy (percent), mean loss, per-class accuracy and the confusion matrix.
-
-    Batches are ``(clips, labels, ...)`` (a Dataset's items or a DataLoader's batches). Clips
-    ``(B, 3, T, H, W)`` are scored directly; multi-clip batches ``(B, K, 3, T, H, W)`` average the
-    K clips' softmax (test-time averaging). The number of classes is ``num_classes``, else the
-    model's ``num_classes`` attribute, else the width of its output. The model's train/eval mode
-    is restored afterwards. Samples labelled ``-1`` are skipped. ``amp``: bf16 autocast.
-    """
-    device = device or next(model.parameters()).device
-    device = torch.device(device)
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
-    num_classes = num_classes or getattr(unwrap(model), "num_classes", None)
-    confusion = None
-    top5_hits, loss_sum = 0, 0.0
-    with eval_mode(model):
-        for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
-            clips, labels = batch[0].to(device), batch[1].to(device)
-            with autocast(device, amp):
-                if clips.dim() == 6:  # (B, K, 3, T, H, W): average the K views
-                    b, k = clips.shape[:2]
-                    probs = model(clips.flatten(0, 1)).float().softmax(1).view(b, k, -1).mean(1)
-                else:
-                    probs = model(clips).float().softmax(1)
-            if confusion is None:
-                num_classes = num_classes or probs.shape[1]
-                confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
-            keep = labels >= 0
-            probs, labels = probs[keep], labels[keep]
-            loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
-            top = probs.topk(min(5, num_classes), dim=1).indices
-            top5_hits += (top == labels[:, None]).any(1).sum().item()
-            confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(),
-                                        minlength=num_classes**2).view(num_classes, num_classes)
-    if confusion is None:  # no batch at all
-        confusion = torch.zeros(num_classes or 0, num_classes or 0, dtype=torch.long)
-    n = int(confusion.sum())
-    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float() * 100).tolist()
-    return {
-        "top1": 100.0 * confusion.diag().sum().item() / max(n, 1),
-        "top5": 100.0 * top5_hits / max(n, 1),
-        "loss": loss_sum / max(n, 1),
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-        "n": n,
-    }
 
 
 # ----------------------------------------------------------------------------- fit
@@ -531,5 +333,5 @@ def _average_objective_grads(objective: nn.Module, world: int) -> None:
 
 __all__ = [
     "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "autocast", "default_device",
-    "distributed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
+    "distributed", "epoch_seed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
 ]

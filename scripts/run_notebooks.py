@@ -28,7 +28,7 @@ from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
 from kdlab.artifacts import SERIES_LOG
 from kdlab.checks import FAIL
-from kdlab.config import runs_dir
+from kdlab.environment import runs_dir
 from kdlab.io import atomic_write_text
 
 

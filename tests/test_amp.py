@@ -1,4 +1,4 @@
-"""Mixed precision (bf16 autocast): fit, the recipes, the cascade and the CLI pass amp= through."""
+"""Mixed precision (bf16 autocast): fit, the students, the cascade and the CLI pass amp= through."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import kdlab.trained as trained_module  # where every run's fit is called
-import kdlab.recipes as recipes
+import kdlab.students as students
 from kdlab.cascade import capacity_ladder, cascade
 from kdlab.train import ResumeMismatchError, fit
 
@@ -39,15 +39,15 @@ def test_without_amp_nothing_changes():
 
 @pytest.fixture
 def fit_kwargs(fit_spy):
-    """Every fit call's keyword arguments, from the recipes and the cascade."""
+    """Every fit call's keyword arguments, from the students and the cascade."""
     return fit_spy(trained_module)
 
 
-def test_recipes_and_the_cascade_pass_amp_through(tmp_path, fit_kwargs):
+def test_students_and_the_cascade_pass_amp_through(tmp_path, fit_kwargs):
     splits = tiny_splits(tmp_path)
     teacher = tiny_teacher(splits.num_classes).eval()
-    _, info = recipes.distill_student("kd", splits, teacher, epochs=1, progress=False, amp=True)
-    _, plain = recipes.distill_student("kd", splits, teacher, epochs=1, progress=False)
+    _, info = students.distill_student("kd", splits, teacher, epochs=1, progress=False, amp=True)
+    _, plain = students.distill_student("kd", splits, teacher, epochs=1, progress=False)
     assert [c["amp"] for c in fit_kwargs] == [True, False]  # amp is part of the run key: both trained
     assert all(math.isfinite(r["train/loss"]) for r in info["history"])
 

@@ -12,9 +12,10 @@ from kdlab.artifacts import MANIFEST, ArtifactError, pack, unpack
 from kdlab.cli import main
 from kdlab.data import generate_dataset, label_budget
 from kdlab.data.fingerprint import dataset_fingerprint, find_dataset
-from kdlab.experiment import DataConfig, Splits, get_teacher, train_scratch
+from kdlab.teachers import get_teacher, train_scratch
+from kdlab.weak_splits import DataConfig, Splits
 from kdlab.protocol import leaked_videos
-from kdlab.recipes import distill_student
+from kdlab.students import distill_student
 
 
 @pytest.fixture(scope="module")

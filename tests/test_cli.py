@@ -63,18 +63,18 @@ def test_killed_train_resumes_to_the_same_weights(tmp_path, tiny_root):
     proc = subprocess.Popen([sys.executable, "-m", "kdlab.cli", *map(str, train_args(tiny_root, cut))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not (cut / "checkpoint.pt").exists() and time.time() < deadline:
+    while not (cut / "fit" / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.1)  # into the next epoch
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    interrupted_at = load_checkpoint(cut / "checkpoint.pt")["epoch"]
+    interrupted_at = load_checkpoint(cut / "fit" / "checkpoint.pt")["epoch"]
     assert interrupted_at < EPOCHS - 1, "the run finished before it could be interrupted"
 
     again = kdlab(*train_args(tiny_root, cut))
     assert again.returncode == 0, again.stderr[-2000:]
-    a = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
-    b = load_checkpoint(cut / "checkpoint.pt")
+    a = load_checkpoint(tmp_path / "full" / "fit" / "checkpoint.pt")  # kdlab train's engine folder, as distill's
+    b = load_checkpoint(cut / "fit" / "checkpoint.pt")
     assert a["epoch"] == b["epoch"] == EPOCHS - 1
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert a["history"][-1]["val/top1"] == b["history"][-1]["val/top1"]

@@ -217,12 +217,13 @@ def test_data_check_lists_every_problem_and_exits_non_zero(root, tmp_path, capsy
 
 def test_a_corrupt_checkpoint_is_one_line_and_left_as_it_was(root, tmp_path, capsys):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    (out / "fit").mkdir(parents=True)  # kdlab train keeps the engine's checkpoints in fit/, as distill does
+    (out / "fit" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
     status, err = run(capsys, *train_args(root, out))
     assert status == 2 and "checkpoint.pt could not be read" in one_line_error(err, "train")
-    assert sorted(p.name for p in out.iterdir()) == sorted(["checkpoint.pt", LOCK_FILE])
-    assert (out / "checkpoint.pt").read_bytes() == b"PK\x03\x04 truncated"
+    assert sorted(p.name for p in out.iterdir()) == sorted(["config.json", "fit", LOCK_FILE])
+    assert [p.name for p in (out / "fit").iterdir()] == ["checkpoint.pt"]
+    assert (out / "fit" / "checkpoint.pt").read_bytes() == b"PK\x03\x04 truncated"
 
 
 def test_a_nan_exits_3_without_claiming_a_checkpoint_and_restart_starts_over(root, tmp_path, capsys):
@@ -231,19 +232,23 @@ def test_a_nan_exits_3_without_claiming_a_checkpoint_and_restart_starts_over(roo
     line = one_line_error(err, "train")
     assert status == 3 and re.search(r"is -?(nan|inf) at epoch 0", line) and "no checkpoint was written" in line
     assert "last good checkpoint" not in line and "--restart" in line
-    assert not (out / "checkpoint.pt").exists()
+    assert not (out / "fit" / "checkpoint.pt").exists()
 
-    assert run(capsys, *train_args(root, out, "--labels", "all"))[0] == 0
+    # The folder was claimed (config.json) before the NaN, as every command's is: other settings need --restart.
+    status, err = run(capsys, *train_args(root, out, "--labels", "all"))
+    line = one_line_error(err, "train")
+    assert status == 2 and "another configuration (lr: stored 1e+30, asked 0.002" in line and "--restart" in line
+    assert run(capsys, *train_args(root, out, "--labels", "all", "--restart"))[0] == 0
     status, err = run(capsys, *train_args(root, out, "--labels", "all", "--lr", "1e-3"))
     line = one_line_error(err, "train")
-    assert status == 2 and "other settings (lr: stored 0.002, asked 0.001" in line and "--restart" in line
+    assert status == 2 and "another configuration (lr: stored 0.002, asked 0.001" in line and "--restart" in line
     assert run(capsys, *train_args(root, out, "--labels", "all", "--lr", "1e-3", "--restart"))[0] == 0
-    assert load_checkpoint(out / "checkpoint.pt")["settings"]["lr"] == 1e-3
+    assert load_checkpoint(out / "fit" / "checkpoint.pt")["settings"]["lr"] == 1e-3
 
     (out / "notes.txt").write_text("mine")
     status, err = run(capsys, *train_args(root, out, "--labels", "all", "--restart"))
     assert status == 2 and "--restart refuses to empty" in one_line_error(err, "train")
-    assert (out / "notes.txt").exists() and (out / "checkpoint.pt").exists()
+    assert (out / "notes.txt").exists() and (out / "fit" / "checkpoint.pt").exists()
 
 
 def test_a_second_process_on_a_locked_folder_is_refused(root, tmp_path, capsys):

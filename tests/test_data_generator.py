@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from kdlab import config
+from kdlab import environment
 from kdlab.data import MOTION_CLASSES, default_dataset, flip_map_for, generate_dataset, read_frames
 from kdlab.data import synthetic
 from kdlab.data.render import MOTIONS, render_video
@@ -201,7 +201,7 @@ def test_default_dataset_folders(tmp_path, monkeypatch):
     assert src.name.startswith("simmotion-source-quick-") and src != root
     with pytest.raises(ValueError, match="simmotion"):
         default_dataset("ucf", progress=False)
-    assert config.pick(synthetic.DEFAULTS, synthetic.QUICK_DEFAULTS) is synthetic.QUICK_DEFAULTS
+    assert environment.pick(synthetic.DEFAULTS, synthetic.QUICK_DEFAULTS) is synthetic.QUICK_DEFAULTS
 
 
 def _object_x(frames):

@@ -334,7 +334,7 @@ def test_soft_targets_and_sample_weights_reach_the_label_term():
 @pytest.mark.slow
 def test_substage_distillation_with_unlabelled_videos_beats_the_student_from_scratch(tmp_path):
     from kdlab.data import VideoFolder, generate_dataset
-    from kdlab.experiment import MaskedLabels
+    from kdlab.weak_splits import MaskedLabels
 
     classes = ["MoveLeft", "MoveRight", "Grow", "RotateClockwise"]
     root = generate_dataset(tmp_path / "motion", classes=classes, train_per_class=24, test_per_class=25, frames=16,

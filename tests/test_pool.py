@@ -5,8 +5,8 @@ from collections import Counter
 import pytest
 
 from kdlab.data import generate_dataset
-from kdlab.experiment import DataConfig, Splits
-from kdlab.recipes import weak_training_set
+from kdlab.weak_splits import DataConfig, Splits
+from kdlab.students import weak_training_set
 
 CLASSES = ["MoveLeft", "MoveRight", "Grow"]
 

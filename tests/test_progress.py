@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from kdlab import config
+from kdlab import environment
 from kdlab.progress import mode
 from kdlab.train import fit
 
@@ -58,8 +58,8 @@ def test_summary_mode_prints_one_line_per_finished_training(monkeypatch, capsys)
 
 
 def test_paths_are_shown_relative_to_the_project():
-    assert config.display_path(config.project_root() / "data" / "simmotion") == "data/simmotion"
-    assert config.display_path("/somewhere/else/runs") == "/somewhere/else/runs"
+    assert environment.display_path(environment.project_root() / "data" / "simmotion") == "data/simmotion"
+    assert environment.display_path("/somewhere/else/runs") == "/somewhere/else/runs"
 
 
 NOTEBOOK_CELLS = [

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from kdlab.experiment import get_teacher
+from kdlab.teachers import get_teacher
 from kdlab.models import build_model
 from kdlab.protocol import LabelLeakWarning, check_teacher, labels_seen, leaked_videos, mark_teacher
 from kdlab.pseudo.recipe import teacher_pseudo_labels
-from kdlab.recipes import distill_student
+from kdlab.students import distill_student
 from toydata import tiny_splits
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -100,18 +100,18 @@ def test_no_notebook_teaches_with_a_teacher_that_saw_the_unlabelled_labels(noteb
 
 def test_the_pretrained_teacher_pretrains_on_the_whole_source_corpus_whatever_the_target_pool(tmp_path, monkeypatch):
     """A target pool (the benchmark's small-pool regime) must not shrink the *source* corpus."""
-    import kdlab.experiment as experiment
-    from kdlab.experiment import DataConfig, Splits
+    import kdlab.teachers as teachers
+    from kdlab.weak_splits import DataConfig, Splits
 
     monkeypatch.setenv("KDLAB_DATA", str(tmp_path / "data"))
-    source_root = experiment.default_dataset(domain="source", progress=False)
+    source_root = teachers.default_dataset(domain="source", progress=False)
     seen = {}
 
     def fake_train(model_name, train_set, splits, *, kind, **kwargs):
         seen[kind] = (splits, len(train_set))
         return build_model("student", splits.num_classes), {"test_top1": 0.0, "epochs": 1, "labels_seen": None}
 
-    monkeypatch.setattr(experiment, "train_classifier", fake_train)
+    monkeypatch.setattr(teachers, "train_classifier", fake_train)
     target = Splits(DataConfig(root=str(source_root), pool=5), progress=False)  # any dataset with a pool
     get_teacher("pretrained", target, progress=False)
     source, n = seen["teacher-source"]

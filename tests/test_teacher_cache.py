@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from kdlab.data import VideoFolder, generate_dataset
 from kdlab.distill import CachedViews, SubstageDistillation, TeacherCache, make_objective
-from kdlab.experiment import MaskedLabels
+from kdlab.weak_splits import MaskedLabels
 from kdlab.hooks import SubstageTap
 from kdlab.models import build_model
 from kdlab.train import fit

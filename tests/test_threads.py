@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import kdlab
-from kdlab import config
+from kdlab import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,19 +23,19 @@ def restore_threads():
 def test_every_cpu_by_default(monkeypatch):
     monkeypatch.delenv("KDLAB_THREADS", raising=False)
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert config.threads() == expected
+    assert environment.threads() == expected
 
 
 def test_kdlab_threads_overrides(monkeypatch):
     monkeypatch.setenv("KDLAB_THREADS", "3")
-    assert config.threads() == 3
+    assert environment.threads() == 3
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
 def test_a_bad_thread_count_is_a_clear_error(monkeypatch, value):
     monkeypatch.setenv("KDLAB_THREADS", value)
     with pytest.raises(ValueError, match="KDLAB_THREADS"):
-        config.threads()
+        environment.threads()
 
 
 def test_setup_notebook_applies_the_setting(monkeypatch, restore_threads, capsys):

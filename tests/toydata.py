@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kdlab.data import generate_dataset
-from kdlab.experiment import DataConfig, Splits
+from kdlab.weak_splits import DataConfig, Splits
 from kdlab.models import build_model
 
 TINY_CLASSES = ["MoveLeft", "MoveRight", "Grow"]

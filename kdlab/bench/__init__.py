@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from kdlab import config as kdlab_config
+from kdlab import environment
 from kdlab.io import atomic_write_text
 from kdlab.progress import tqdm
 from kdlab.protocol import leaked_videos
@@ -78,7 +78,7 @@ def run_benchmark(cfg: BenchConfig | None = None, *, progress: bool = True, writ
     result = {
         "variant": cfg.variant, "regime": cfg.regime, "complete": False, "budget": float(cfg.budget),
         "seeds": list(cfg.seeds),
-        "epochs": cfg.epochs, "views": cfg.views, "config": cfg.as_dict(), "quick_data": kdlab_config.quick(),
+        "epochs": cfg.epochs, "views": cfg.views, "config": cfg.as_dict(), "quick_data": environment.quick(),
         "dataset": {"name": Path(summary.pop("root")).name, **summary},
         "teacher": {"protocol": cfg.protocol, "acc": t["test_top1"], "best_epoch_acc": t.get("best_epoch_test_top1"),
                     "params": costs["teacher"]["params"], "flops": costs["teacher"]["flops"],
@@ -157,7 +157,7 @@ def _record(result: dict, cfg: BenchConfig, runs: dict, contexts: dict, costs: d
 def load_results(path: str | Path | None = None, *, quick: bool | None = None) -> dict | None:
     """The stored results: ``path``, else ``results/benchmark.json`` (the full run) if it exists,
     else ``results/benchmark-quick.json`` unless ``quick=False``; None when there are none."""
-    root = kdlab_config.project_root() / "results"
+    root = environment.project_root() / "results"
     candidates = [Path(path)] if path else [root / "benchmark.json"] + ([] if quick is False else
                                                                         [root / "benchmark-quick.json"])
     for p in candidates:

@@ -21,9 +21,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdlab import config as kdlab_config
+from kdlab import environment
 from kdlab.distill.methods import SKD_TUNED
-from kdlab.experiment import PROTOCOLS
+from kdlab.teachers import PROTOCOLS
 from kdlab.io import read_toml
 
 #: Every method of the main table, in the order of the report. ``teacher`` is reported apart.
@@ -92,7 +92,7 @@ class BenchConfig:
     seeds: one run per seed for every method and ablation; sweep_seeds for the sweep (None: seeds).
     epochs, views, batch_size, lr: the one training recipe of every student (views: fixed
         augmented views per video, whose teacher outputs are cached).
-    teacher: protocol of :func:`kdlab.experiment.get_teacher` (None: "pretrained" on the
+    teacher: protocol of :func:`kdlab.teachers.get_teacher` (None: "pretrained" on the
         simulated default, "all" on a given dataset); teacher_epochs (None: the default).
     methods, ablations: names from :data:`METHODS` and :data:`ABLATIONS`.
     sweep_budgets, sweep_methods: the label-budget sweep (methods from :data:`METHODS`).
@@ -105,7 +105,7 @@ class BenchConfig:
         ``{"kd": {"kd_temperature": 2.0}}``); ``takd`` and ``dgkd`` use ``kd``'s.
     pseudo: refinement settings (:func:`kdlab.pseudo.refine` keys) for skd and scratch_pseudo.
     frames, size: clip shape. pool: training-pool videos per class (None: every training video;
-        :class:`kdlab.experiment.DataConfig`). variant: "default" or "quick" (reported). out: the JSON path
+        :class:`kdlab.weak_splits.DataConfig`). variant: "default" or "quick" (reported). out: the JSON path
         (None: ``results/benchmark.json``, ``results/benchmark-quick.json`` for the quick variant).
     """
 
@@ -158,7 +158,7 @@ class BenchConfig:
             name = f"benchmark-{self.regime}.json"
         else:
             name = "benchmark.json"
-        return kdlab_config.project_root() / "results" / name
+        return environment.project_root() / "results" / name
 
     def options_for(self, method: str) -> dict:
         """The overrides of ``method``'s preset that this benchmark trains it with (``skd``: its
@@ -230,7 +230,7 @@ def load_config(path: str | Path | None = None, *, quick: bool | None = None, re
 
     Unknown keys, methods or ablations raise :class:`BenchConfigError`.
     """
-    quick = kdlab_config.quick() if quick is None else quick
+    quick = environment.quick() if quick is None else quick
     settings: dict = {}
     if path is not None:
         raw = read_toml(path, BenchConfigError)

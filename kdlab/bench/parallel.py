@@ -48,7 +48,7 @@ def _train(job: tuple) -> tuple:
 def train_in_parallel(cfg: BenchConfig, tasks: list[tuple], contexts: dict, jobs: int, progress: bool = True) -> None:
     """Train every task of ``tasks`` (``(part, budget, name, seed)``) into the run cache with
     ``jobs`` processes. ``contexts`` maps each budget to its prepared :class:`~kdlab.bench.runner.Context`."""
-    from kdlab.recipes import teacher_cache
+    from kdlab.students import teacher_cache
 
     for ctx in contexts.values():  # shared by many runs: built once, here, not raced by the workers
         teacher_cache(ctx.teacher, ctx.splits, cfg.views, progress=False)

@@ -1,6 +1,6 @@
 """Running the benchmark: one trained student per (entry, budget, seed), all through the run cache.
 
-Every run goes through :func:`kdlab.recipes.distill_student` or :func:`kdlab.cascade.cascade`,
+Every run goes through :func:`kdlab.students.distill_student` or :func:`kdlab.cascade.cascade`,
 whose folders under ``runs/`` are keyed by the run's full configuration: a finished run is loaded,
 never trained again, and an interrupted one resumes from its last finished epoch. Running the
 benchmark again after a crash (or with more seeds) therefore only trains what is missing.
@@ -38,10 +38,11 @@ import torch
 from torch import nn
 
 from kdlab.bench.config import REFERENCES, BenchConfig
-from kdlab.experiment import DataConfig, Splits, get_teacher
+from kdlab.teachers import get_teacher
+from kdlab.weak_splits import DataConfig, Splits
 from kdlab.models import SPECS, efficiency
 from kdlab.pseudo.recipe import pseudo_label_digest, summary, teacher_pseudo_labels, with_pseudo_labels
-from kdlab.recipes import distill_student
+from kdlab.students import distill_student
 
 #: Pseudo-label settings that switch refinement off: the teacher's plain argmax (one clip; the
 #: cascade's ensemble keeps its mapped flip view), no calibration, smoothing, correction or

@@ -22,18 +22,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from kdlab.artifacts import note_run
-from kdlab.config import display_path, runs_dir
+from kdlab.environment import display_path, runs_dir
 from kdlab.correlation import substage_correlation
 from kdlab.distill import weights_digest
 from kdlab.distill.methods import METHODS
-from kdlab.experiment import Splits, default_epochs
+from kdlab.teachers import default_epochs
+from kdlab.weak_splits import Splits
 from kdlab.hooks import unwrap
 from kdlab.io import atomic_save, load_checkpoint
 from kdlab.models import VideoNetSpec, count_flops, count_parameters
 from kdlab.progress import tqdm
 from kdlab.protocol import check_teacher
 from kdlab.pseudo import PseudoLabeler, PseudoLabels, WeakLabels, fit_temperature, predict
-from kdlab.runs import claim_folder, load_model, run_key, save_model
+from kdlab.runfolder import claim_folder
+from kdlab.runs import load_model, run_key, save_model
 from kdlab.train import distributed, evaluate
 
 from .ladder import rung_names
@@ -67,7 +69,7 @@ def _matrix(corr) -> dict:
 
 
 def _last_pairing(history: list[dict], prefix: str = "W") -> dict | None:
-    from kdlab.recipes import matrices_from_history
+    from kdlab.students import matrices_from_history
 
     epochs, matrices, s, t = matrices_from_history(history, prefix)
     if not matrices:
@@ -83,7 +85,7 @@ def _pseudo_metrics(pl: PseudoLabels, weak: WeakLabels) -> dict:
 
 
 def _key(options: dict):
-    from kdlab.recipes import key_of
+    from kdlab.students import key_of
 
     return key_of(options, "options")
 
@@ -149,7 +151,7 @@ def cascade(splits: Splits, teacher: nn.Module, rungs: Sequence[VideoNetSpec], *
             earlier rung, see :class:`~kdlab.distill.dense.DenseDistillation`).
         method: a key of :data:`kdlab.distill.METHODS` other than "scratch" ("kd", "skd", ...);
             ``options`` override its preset (any :class:`~kdlab.distill.Distillation` option).
-        epochs: per rung (default :func:`kdlab.experiment.default_epochs` "student").
+        epochs: per rung (default :func:`kdlab.teachers.default_epochs` "student").
         seed: initialisation and data order of every rung.
         views: None (random clips every epoch, teachers run on every batch) or V fixed views per
             video with each teacher's outputs cached once, in ``cache_dir`` (default

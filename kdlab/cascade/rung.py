@@ -10,7 +10,7 @@ from torch.utils.data import Dataset, Subset
 
 from kdlab.distill import CachedViews, TeacherCache, describe_dataset, make_objective
 from kdlab.distill.dense import DenseDistillation
-from kdlab.experiment import Splits
+from kdlab.weak_splits import Splits
 from kdlab.models import VideoNetSpec, build_model, count_flops
 from kdlab.pseudo import LabelView
 from kdlab.trained import train_and_report

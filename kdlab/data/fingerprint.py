@@ -1,6 +1,6 @@
 """A dataset's content fingerprint: what the dataset *is*, never where it lives.
 
-Run keys (:meth:`kdlab.experiment.DataConfig.key`) hold the fingerprint instead of the dataset's
+Run keys (:meth:`kdlab.weak_splits.DataConfig.key`) hold the fingerprint instead of the dataset's
 folder, so models trained in one checkout are found again in another (``kdlab artifacts``) as long
 as the dataset there has the same content. The fingerprint is a SHA-256 over
 

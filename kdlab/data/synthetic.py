@@ -231,7 +231,7 @@ DATASETS = ("simmotion",)
 
 
 def default_dataset(name: str = "simmotion", *, domain: str = "target", progress: bool = True, **overrides) -> Path:
-    """The default simulated dataset under ``kdlab.config.data_dir()``, generated if absent.
+    """The default simulated dataset under ``kdlab.environment.data_dir()``, generated if absent.
 
     Sizes come from :data:`DEFAULTS` (or :data:`QUICK_DEFAULTS` in quick mode), updated with
     ``overrides`` (any :func:`generate_dataset` argument). The folder is ``<name>[-source][-quick]``

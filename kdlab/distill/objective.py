@@ -27,52 +27,28 @@ the registered submodules, so it is neither saved in the objective's state dict 
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from kdlab.correlation import PAIRING_RULES, identity_pairing, make_pairing
-from kdlab.hooks import SubstageTap, default_stage_names, unwrap
-from kdlab.losses import CHANNEL_FREE_LOSSES, DEFAULT_FD_KIND, EMBEDDING_LOSSES, FD_KINDS, FEATURE_LOSSES, StageAdapter
-from kdlab.losses import LOGIT_LOSSES, fd_loss, logit_loss_options
-from kdlab.modes import eval_mode
-from kdlab.train import evaluate, label_loss
+from kdlab.evaluation import evaluate
+from kdlab.hooks import SubstageTap
+from kdlab.losses import DEFAULT_FD_KIND, EMBEDDING_LOSSES, FD_KINDS, FEATURE_LOSSES, LOGIT_LOSSES
+from kdlab.pairing import PAIRING_RULES, identity_pairing, make_pairing
+from kdlab.supervised import label_loss
 
+from .pairs import (check_cache_data, check_cache_teacher, check_stages, feature_fn, logit_settings, pair_adapter,
+                    pair_grid, stage_shapes, teacher_on_grid)
 from .probe import CorrelationProbe, device_of
 from .schedule import Schedule
-from .teacher_cache import TeacherCache, find_cached_views
+from .teacher_cache import TeacherCache
 
 FEATURE_LOSS_NAMES = ("fd", *FEATURE_LOSSES)
 LOGIT_LOSS_NAMES = tuple(LOGIT_LOSSES)  # as registered at import; the check reads the registry
 GRIDS = ("coarser", "teacher")
 EMBED = "head.embed"
-
-
-def _stages(kind: str, requested, student: nn.Module, teacher: nn.Module | None) -> list[str]:
-    """Validate stage names of the student (``kind="student"``) or the teacher."""
-    model = student if kind == "student" else teacher
-    names = default_stage_names(model) if requested is None else list(requested)
-    modules = dict(unwrap(model).named_modules())
-    bad = [n for n in names if n not in modules or n == ""]
-    if bad or not names:
-        both = f"student stages: {default_stage_names(student)}"
-        if teacher is not None:
-            both += f"; teacher stages: {default_stage_names(teacher)}"
-        raise ValueError(f"unknown {kind} stage(s) {bad or names!r}; {both} "
-                         f"(any name from {kind}.named_modules() also works)")
-    return names
-
-
-@torch.no_grad()
-def _shapes(model: nn.Module, names: list[str], clip_shape: Sequence[int]) -> dict[str, tuple[int, ...]]:
-    """Output shapes (without batch) of the named modules for clips of ``clip_shape`` (eval mode)."""
-    with eval_mode(model), SubstageTap(model, names, detach=True) as tap:
-        model(torch.zeros(2, *clip_shape, device=device_of(model)))
-    return {n: tuple(v.shape[1:]) for n, v in tap.features.items()}
 
 
 class Distillation(nn.Module):
@@ -165,7 +141,7 @@ class Distillation(nn.Module):
         self.register_buffer("sample_weights", sample_weights, persistent=False)
         self.logit_loss, self.logit_weight, self.kd_temperature = logit_loss, logit_weight, kd_temperature
         self.dkd_alpha, self.dkd_beta = dkd_alpha, dkd_beta
-        self.logit_options = self._logit_options(logit_loss, logit_options, kd_temperature=kd_temperature,
+        self.logit_options = logit_settings(logit_loss, logit_options, kd_temperature=kd_temperature,
                                                  dkd_alpha=dkd_alpha, dkd_beta=dkd_beta)
         self.embedding_loss, self.embedding_weight = embedding_loss, embedding_weight
         self.feature_weight, self.min_pair_weight, self.tau = feature_weight, min_pair_weight, tau
@@ -178,9 +154,9 @@ class Distillation(nn.Module):
         if feature_loss is None:
             self.student_stages, self.teacher_stages = [], []
         else:
-            self.student_stages = _stages("student", student_stages, student, teacher)
-            self.teacher_stages = _stages("teacher", teacher_stages, student, teacher)
-        self._loss_fn, self.feature_loss_name = self._feature_fn(feature_loss, fd_kind, fd_temperature)
+            self.student_stages = check_stages("student", student_stages, student, teacher)
+            self.teacher_stages = check_stages("teacher", teacher_stages, student, teacher)
+        self._loss_fn, self.feature_loss_name = feature_fn(feature_loss, fd_kind, fd_temperature)
         S_s, S_t = len(self.student_stages), len(self.teacher_stages)
         self.pairing_rule = pairing if isinstance(pairing, str) else "fixed"
         self.learned = None
@@ -198,23 +174,25 @@ class Distillation(nn.Module):
         self.adapters = nn.ModuleDict()
         self.student_shapes, self.teacher_shapes = {}, {}
         if S_s:
-            self.student_shapes = _shapes(student, self.student_stages, self.clip_shape)
-            self.teacher_shapes = _shapes(teacher, self.teacher_stages, self.clip_shape)
+            self.student_shapes = stage_shapes(student, self.student_stages, self.clip_shape)
+            self.teacher_shapes = stage_shapes(teacher, self.teacher_stages, self.clip_shape)
             fixed = self.pairing_rule in ("fixed", "identity")
             for i, s in enumerate(self.student_stages):
                 for j, t in enumerate(self.teacher_stages):
                     if not fixed or W[i, j] != 0:
-                        self.adapters[f"{i}_{j}"] = self._adapter(self.student_shapes[s], self.teacher_shapes[t])
+                        s_shape, t_shape = self.student_shapes[s], self.teacher_shapes[t]
+                        self.adapters[f"{i}_{j}"] = pair_adapter(s_shape, t_shape, self.feature_loss_name,
+                                                                 self._pair_grid(s_shape, t_shape))
         self.embed_taps = [EMBED] if embedding_loss else []
         if embedding_loss:
-            _stages("student", self.embed_taps, student, teacher)
-            _stages("teacher", self.embed_taps, student, teacher)
+            check_stages("student", self.embed_taps, student, teacher)
+            check_stages("teacher", self.embed_taps, student, teacher)
 
         self.schedule = Schedule(schedule, self.student_stages, phase_epochs=phase_epochs, epochs=epochs,
                                  logits_from=logits_from)
         self.epoch = 0
         if teacher_cache is not None:
-            self._check_cache_teacher(teacher_cache)
+            check_cache_teacher(teacher_cache, teacher, [*self.teacher_stages, *self.embed_taps])
         # Records for plots and the history.
         self.teacher_metrics: dict | None = None
         self.correlation_history: list[torch.Tensor] = []
@@ -235,67 +213,14 @@ class Distillation(nn.Module):
             self.teacher._apply(fn, *args, **kwargs)
         return self
 
-    # -- construction helpers -----------------------------------------------------------------
-    @staticmethod
-    def _logit_options(loss: str | None, extra: dict | None, **named) -> dict:
-        """The keyword settings passed to ``LOGIT_LOSSES[loss]``: those of ``named`` (the flat
-        options) its signature takes, updated with ``extra``; an unknown extra is refused."""
-        if loss is None:
-            return {}
-        valid = logit_loss_options(loss)
-        bad = sorted(set(extra or {}) - set(valid))
-        if bad:
-            raise ValueError(f"logit_options {bad} are not settings of logit loss {loss!r}; valid: {', '.join(valid)}")
-        return {**{k: v for k, v in named.items() if k in valid}, **(extra or {})}
-
-    @staticmethod
-    def _feature_fn(loss, fd_kind: str, fd_temperature: float) -> tuple[Callable | None, str | None]:
-        if loss is None:
-            return None, None
-        if callable(loss):
-            return loss, getattr(loss, "__name__", "custom")
-        if loss == "fd":
-            return (lambda f_s, f_t: fd_loss(f_s, f_t, kind=fd_kind, temperature=fd_temperature)), f"fd_{fd_kind}"
-        return FEATURE_LOSSES[loss], loss
-
+    # -- a pair's grid (kdlab.distill.pairs) ----------------------------------------------------
     def _pair_grid(self, s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The (T, H, W) grid on which a pair is compared."""
-        grid = list(t_shape[1:] if self.grid == "teacher" else (min(a, b) for a, b in zip(s_shape[1:], t_shape[1:])))
-        # Halve the spatial axes (never below 1) until the grid holds at most max_positions.
-        while self.max_positions and math.prod(grid) > self.max_positions and max(grid[-2:]) > 1:
-            grid[-2:] = [max(1, g // 2) for g in grid[-2:]]
-        return tuple(grid)
-
-    def _adapter(self, s_shape: tuple[int, ...], t_shape: tuple[int, ...]) -> nn.Module:
-        name = self.feature_loss_name
-        if name == "sp":  # compares (B, B) similarity matrices: any shapes
-            return nn.Identity()
-        grid = self._pair_grid(s_shape, t_shape)
-        if name in CHANNEL_FREE_LOSSES:  # AT, NST: positions must match, channels need not
-            if s_shape[1:] == grid:
-                return nn.Identity()
-            return StageAdapter(s_shape, (s_shape[0], *grid), project=False)
-        return StageAdapter(s_shape, (t_shape[0], *grid), project=True)
+        return pair_grid(s_shape, t_shape, self.grid, self.max_positions)
 
     def _teacher_on_grid(self, f_t: torch.Tensor, s_shape, t_shape) -> torch.Tensor:
         """Teacher features average-pooled onto the pair's grid (a no-op when it is their own)."""
-        if self.feature_loss_name == "sp":
-            return f_t
-        grid = self._pair_grid(s_shape, t_shape)
-        if tuple(f_t.shape[2:]) == grid:
-            return f_t
-        pool = F.adaptive_avg_pool3d if len(grid) == 3 else F.adaptive_avg_pool2d
-        return pool(f_t, grid)
-
-    def _check_cache_teacher(self, cache: TeacherCache) -> None:
-        from .teacher_cache import weights_digest
-
-        if cache.teacher_key != weights_digest(self.teacher):
-            raise ValueError("teacher_cache was computed for another teacher (its weights differ from this "
-                             "objective's teacher); open a TeacherCache for this teacher")
-        missing = [n for n in [*self.teacher_stages, *self.embed_taps] if n not in cache.stages]
-        if missing:
-            raise ValueError(f"teacher_cache lacks the stages {missing} this objective distils; cached: {cache.stages}")
+        return teacher_on_grid(f_t, self.feature_loss_name, self._pair_grid(s_shape, t_shape))
 
     # -- schedule and pairing -----------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -345,7 +270,7 @@ class Distillation(nn.Module):
         self.set_epoch(epoch)
         with torch.random.fork_rng(devices=[]):
             if self.teacher_cache is not None and loader is not None:
-                self._check_cache_data(loader)
+                check_cache_data(self.teacher_cache, loader)
             if self.val_data is not None and self.teacher is not None and self.teacher_metrics is None:
                 self.evaluate_teacher(self.val_data)
             if self.student_stages and self.pairing_rule in ("cka_softmax", "monotone", "learned"):
@@ -358,15 +283,6 @@ class Distillation(nn.Module):
                 self.correlation_history.append(self.R.clone())
                 self.pairing_history.append(W.cpu().clone())
                 self.history_epochs.append(epoch)
-
-    def _check_cache_data(self, loader) -> None:
-        views = find_cached_views(getattr(loader, "dataset", loader))
-        if views is None:
-            raise ValueError("teacher_cache is set, but the training data has no CachedViews: wrap the base "
-                             "dataset in CachedViews(dataset, views) so each clip is a cached view")
-        if views.views != self.teacher_cache.views.views or views.fingerprint() != self.teacher_cache.data_key:
-            raise ValueError("the training data differs from the data the teacher cache was computed on (dataset "
-                             "settings, augmentation, clip sampling or views): open a TeacherCache for this data")
 
     def epoch_record(self) -> dict[str, float]:
         """Floats merged into fit's history: ``phase``, ``teacher/val_top1``, and R and W as

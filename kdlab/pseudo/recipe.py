@@ -1,14 +1,14 @@
 """From a teacher to pseudo-labelled training data: notebook 02's recipe as two calls.
 
 :func:`teacher_pseudo_labels` runs the whole refinement of notebook 02 on a
-:class:`~kdlab.experiment.Splits`: the multi-view ensemble over every training video outside
+:class:`~kdlab.weak_splits.Splits`: the multi-view ensemble over every training video outside
 validation, a temperature fitted on the validation split, kNN smoothing, corrections and
 class-adaptive thresholds (``refined=True``); or, for the ablation, the *raw* teacher argmax of one
 clip for every unlabelled video, with no calibration, smoothing, correction or threshold
 (``refined=False``).
 
 :func:`with_pseudo_labels` returns a copy of the splits whose training videos carry those labels,
-so that any recipe that trains on ``splits`` (e.g. :func:`kdlab.recipes.distill_student`) trains
+so that any recipe that trains on ``splits`` (e.g. :func:`kdlab.students.distill_student`) trains
 on them with its own loop, views and teacher cache: the videos with a target become the
 "labelled" ones, each labelled with its hard pseudo-label (mapped through ``flip_map`` when the
 augmentation mirrors the clip), the rest stay unlabelled. Pass ``sample_weights=pl.weights`` to
@@ -44,7 +44,7 @@ def teacher_pseudo_labels(teacher: torch.nn.Module, splits, weak: WeakLabels | N
 
     Args:
         teacher: the labelling model (eval mode is set and restored by :func:`predict`).
-        splits: a :class:`kdlab.experiment.Splits` (its ``train_eval``, ``labelled``,
+        splits: a :class:`kdlab.weak_splits.Splits` (its ``train_eval``, ``labelled``,
             ``unlabelled``, ``val`` and ``labels`` are read; true labels only for the
             validation split's temperature and, outside this function, for measuring).
         weak: the labels the learner has (default: the budget's clean labels).

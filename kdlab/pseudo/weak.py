@@ -114,7 +114,7 @@ class WeakLabels:
 
     @classmethod
     def from_splits(cls, splits, noise_rate: float = 0.0, *, mode: str = "symmetric", seed: int = 0) -> "WeakLabels":
-        """The budget of a :class:`kdlab.experiment.Splits` (its ``labelled`` videos), with noise."""
+        """The budget of a :class:`kdlab.weak_splits.Splits` (its ``labelled`` videos), with noise."""
         return cls.make(splits.labels, splits.labelled, noise_rate, mode=mode, num_classes=splits.num_classes,
                         flip_map=splits.train.flip_map, seed=seed)
 

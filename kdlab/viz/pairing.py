@@ -3,7 +3,7 @@
 A :class:`~kdlab.distill.Distillation` objective with a correlation-based pairing records, at the
 start of every epoch, the substage correlation R (S_student, S_teacher) and the pairing W it then
 uses (history entries ``R/<student stage>-<teacher stage>`` and ``W/...``;
-:func:`kdlab.recipes.matrices_from_history` turns them into matrices). :func:`pairing_view`
+:func:`kdlab.students.matrices_from_history` turns them into matrices). :func:`pairing_view`
 computes what the explorer shows for one epoch (tested without a browser): R, W, and for the
 CKA-softmax rule the W that row-softmax(R / tau) gives, with their largest difference.
 :class:`PairingExplorer` wires an epoch slider to the two heatmaps.

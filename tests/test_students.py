@@ -1,4 +1,4 @@
-"""kdlab.recipes: distilled students through the run cache, run keys, R/W matrices from a history."""
+"""kdlab.students: distilled students through the run cache, run keys, R/W matrices from a history."""
 
 import copy
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import kdlab.trained as trained_module  # where every run's fit is called
-from kdlab.recipes import distill_student, key_of, matrices_from_history, weak_training_set
+from kdlab.students import distill_student, key_of, matrices_from_history, weak_training_set
 from toydata import tiny_splits, tiny_teacher
 
 

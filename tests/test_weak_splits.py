@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kdlab.data import generate_dataset
-from kdlab.experiment import DataConfig, MaskedLabels, Splits
+from kdlab.weak_splits import DataConfig, MaskedLabels, Splits
 from kdlab.models import build_model
 from kdlab.runs import load_or_train, run_folder, run_key
 
