@@ -234,13 +234,14 @@ def _exit_status(exc: BaseException) -> int | None:
     from kdlab.io import CheckpointError, DiskFullError
     from kdlab.runfolder import FolderError
     from kdlab.settings import SettingError
-    from kdlab.train import NonFiniteLossError, ResumeMismatchError
+    from kdlab.train import NonFiniteLossError, ResumeMismatchError, TrainingDisabledError
 
     if isinstance(exc, NonFiniteLossError):
         return EXIT_NON_FINITE
     if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)):
         return EXIT_DISK_FULL
-    if isinstance(exc, (UsageError, SettingError, VideoError, CheckpointError, FolderError, ResumeMismatchError)):
+    if isinstance(exc, (UsageError, SettingError, VideoError, CheckpointError, FolderError, ResumeMismatchError,
+                        TrainingDisabledError)):
         return EXIT_USAGE
     return None
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -44,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from kdlab.evaluation import evaluate
 from kdlab.history import History
 from kdlab.hooks import unwrap
+from kdlab.environment import display_path
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from kdlab.progress import summary, tqdm
 from kdlab.runtime import autocast, default_device, distributed, epoch_seed, seed_everything, to_device
@@ -60,6 +62,26 @@ class NonFiniteLossError(RuntimeError):
 
 class ResumeMismatchError(RuntimeError):
     """``out_dir`` holds a run with another configuration than the one asked for."""
+
+
+class TrainingDisabledError(RuntimeError):
+    """``KDLAB_NO_TRAINING`` is set and a call would train: the run it needs is not in ``runs/``."""
+
+
+#: Set (to anything but "" or "0") where nothing may train, e.g. a class that unpacked the
+#: instructor's artifacts (README, "Teaching with kdlab"): a run missing from the cache then stops
+#: with :class:`TrainingDisabledError` instead of quietly training for minutes.
+NO_TRAINING = "KDLAB_NO_TRAINING"
+
+
+def _refuse_training_if_disabled(model: nn.Module, out: Path | None, start_epoch: int, epochs: int) -> None:
+    if os.environ.get(NO_TRAINING, "") in ("", "0") or start_epoch >= epochs:
+        return
+    where = f" into {display_path(out)}" if out is not None else ""
+    raise TrainingDisabledError(
+        f"{NO_TRAINING} is set, but this would train a {type(unwrap(model)).__name__} for {epochs - start_epoch} "
+        f"epoch(s){where}: the run it needs is not in the run cache. Unpack the artifacts that hold it "
+        f"(kdlab artifacts unpack FILE) or unset {NO_TRAINING} to train it here.")
 
 
 # ----------------------------------------------------------------------------- fit
@@ -217,6 +239,7 @@ def fit(
         if (out / BEST).exists():
             history.best_state = load_checkpoint(out / BEST)["model"]
 
+    _refuse_training_if_disabled(model, out, start_epoch, epochs)
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -332,6 +355,6 @@ def _average_objective_grads(objective: nn.Module, world: int) -> None:
 
 
 __all__ = [
-    "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "autocast", "default_device",
-    "distributed", "epoch_seed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
+    "CheckpointError", "History", "NonFiniteLossError", "ResumeMismatchError", "Supervised", "TrainingDisabledError",
+    "autocast", "default_device", "distributed", "epoch_seed", "evaluate", "fit", "label_loss", "seed_everything", "to_device", "unwrap",
 ]

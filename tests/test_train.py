@@ -176,3 +176,24 @@ def test_ddp_two_processes_end_with_identical_weights(tmp_path):
     assert states_equal(a, b)
     assert float((tmp_path / "val.txt").read_text()) > 50.0  # it learned something, on both halves
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["settings"]["world_size"] == 2
+
+
+def test_no_training_mode_refuses_to_train_but_lets_a_finished_run_load(tmp_path, monkeypatch):
+    # KDLAB_NO_TRAINING (a class that unpacked the instructor's runs): a run that would train stops
+    # with a message naming the variable, before any weight changes; a finished run still returns.
+    from torch.utils.data import TensorDataset
+
+    from kdlab.train import NO_TRAINING, TrainingDisabledError
+
+    data = TensorDataset(torch.randn(8, 3, 2, 8, 8), torch.arange(8) % 2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 2 * 8 * 8, 2))
+    fit(model, data, epochs=1, batch_size=4, out_dir=tmp_path / "done", progress=False)
+    monkeypatch.setenv(NO_TRAINING, "1")
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(TrainingDisabledError, match=NO_TRAINING):
+        fit(model, data, epochs=1, batch_size=4, out_dir=tmp_path / "new", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    history = fit(model, data, epochs=1, batch_size=4, out_dir=tmp_path / "done", progress=False)
+    assert len(history.records) == 1
+    monkeypatch.setenv(NO_TRAINING, "0")  # "0" means off
+    fit(model, data, epochs=1, batch_size=4, progress=False)
