@@ -10,8 +10,12 @@ one of three views, and the loss value that view's ``fd_loss`` variant gives for
 - ``"gaussian"``: the normal densities with the channel's mean and variance over the batch and
   positions (what ``fd_loss(kind="gaussian")`` compares).
 
-:class:`FeatureInspector` wires ipywidgets controls (stage pair, channel, view, temperature and,
-when given, a slider over training checkpoints) to that function and redraws on every change.
+:class:`FeatureInspector` wires ipywidgets controls (stage pair, channel, view, temperature, raw
+or adapted features and, when given, a slider over training checkpoints) to that function and
+redraws on every change. :func:`compared_features` is what it compares: the student's features
+raw (:func:`match_shape`) or through a trained adapter, next to the teacher's on the same grid.
+With the per-epoch states of one distillation run (:mod:`kdlab.viz.epochs`) the slider moves over
+that student's own epochs, each shown through that epoch's adapters.
 """
 
 from __future__ import annotations
@@ -44,6 +48,20 @@ def match_shape(f_s: torch.Tensor, f_t: torch.Tensor, adapter=None) -> torch.Ten
     f = F.interpolate(f_s, size=f_t.shape[2:], mode="trilinear", align_corners=False) if f_s.shape[2:] != f_t.shape[2:] else f_s
     c_s, c_t = f.shape[1], f_t.shape[1]
     return f.repeat(1, -(-c_t // c_s), 1, 1, 1)[:, :c_t] if c_s != c_t else f
+
+
+def compared_features(f_s: torch.Tensor, f_t: torch.Tensor, adapter=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's and the teacher's features as a loss compares them, ``(student, teacher)``.
+
+    Without ``adapter``: :func:`match_shape` (raw) and the teacher as it is. With a trained
+    adapter (a :class:`kdlab.losses.StageAdapter` of a distillation objective, in eval mode): the
+    adapted student, and the teacher average-pooled onto the adapter's output grid, as the
+    objective pools it (``grid="coarser"``, ``max_positions``).
+    """
+    f_s = match_shape(f_s, f_t, adapter)
+    if adapter is not None and f_s.shape[2:] != f_t.shape[2:]:
+        f_t = F.adaptive_avg_pool3d(f_t, tuple(f_s.shape[2:]))
+    return f_s, f_t
 
 
 def distribution_view(f_s: torch.Tensor, f_t: torch.Tensor, channel: int, view: str = "histogram",
@@ -118,12 +136,17 @@ class FeatureInspector:
     Args:
         student, teacher: stage-structured models (``stage_names``).
         clips: a probe batch (B, 3, T, H, W).
-        pairs: (student stage, teacher stage) pairs to offer (default: stage i with stage i).
+        pairs: (student stage, teacher stage) pairs to offer (default: stage i with stage i, then
+            every other pair that has an adapter).
         adapters: optional ``{(s, t): adapter}`` from a trained distillation objective.
-        checkpoints: optional ``{label: student state_dict}`` (e.g. per epoch) for a slider.
+        checkpoints: optional ``{label: weights}`` for a slider, e.g. per epoch. ``weights`` is the
+            student's state dict, or ``{"model": state dict, "adapters": {(s, t): adapter},
+            "pairing": {(s, t): W}}`` (:meth:`kdlab.viz.epochs.EpochStates.checkpoints`): then the
+            adapted view at that checkpoint uses *its* adapters.
 
     ``.widget`` is the ipywidgets box to display; ``.pair``, ``.channel``, ``.view``,
-    ``.temperature`` and ``.checkpoint`` are its controls; ``.data`` is the current view.
+    ``.temperature``, ``.features`` ("raw" or "adapted") and ``.checkpoint`` are its controls;
+    ``.data`` is the current view (with ``adapter``: the adapter used, or None).
     """
 
     def __init__(self, student, teacher, clips: torch.Tensor, pairs: Sequence[tuple[str, str]] | None = None,
@@ -131,9 +154,13 @@ class FeatureInspector:
         import ipywidgets as w
 
         self.student, self.teacher, self.clips = student, teacher, clips
-        self.pairs = list(pairs or zip(student.stage_names, teacher.stage_names))
         self.adapters = dict(adapters or {})
-        self.checkpoints = dict(checkpoints or {})
+        self.checkpoints = {label: value if "model" in value else {"model": value}
+                            for label, value in (checkpoints or {}).items()}
+        adapted = [*self.adapters, *(p for c in self.checkpoints.values() for p in c.get("adapters", {}))]
+        same_depth = list(zip(student.stage_names, teacher.stage_names))
+        self.pairs = list(pairs or dict.fromkeys([*(p for p in same_depth if p in adapted or not adapted),
+                                                  *(p for p in sorted(set(adapted)) if p not in same_depth)]))
         self._features: dict = {}
         self.teacher_features = self._run(teacher, [t for _, t in self.pairs])
         self.pair = w.Dropdown(options=[(f"{s} -> {t}", (s, t)) for s, t in self.pairs], description="stages")
@@ -141,16 +168,19 @@ class FeatureInspector:
         self.view = w.ToggleButtons(options=VIEWS, value="histogram", description="view")
         self.temperature = w.FloatLogSlider(1.0, base=10, min=-1, max=1, description="temperature",
                                             continuous_update=False)
+        self.features = w.ToggleButtons(options=("raw", "adapted"), value="adapted" if adapted else "raw",
+                                        description="student", disabled=not adapted,
+                                        tooltips=("channels repeated, no adapter", "through the trained adapter"))
         labels = list(self.checkpoints) or ["current"]
         self.checkpoint = w.SelectionSlider(options=labels, value=labels[-1], description="checkpoint",
                                             continuous_update=False, disabled=not self.checkpoints)
         self.output = w.Output()
         self.figure, self.ax = plt.subplots(figsize=(6, 3.4))
         plt.close(self.figure)  # shown through the Output widget only
-        for control in (self.pair, self.channel, self.view, self.temperature, self.checkpoint):
+        for control in (self.pair, self.channel, self.view, self.temperature, self.features, self.checkpoint):
             control.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.pair, self.checkpoint]), self.view, w.HBox([self.channel, self.temperature]),
-                              self.output])
+        self.widget = w.VBox([w.HBox([self.pair, self.checkpoint]), self.features, self.view,
+                              w.HBox([self.channel, self.temperature]), self.output])
         self.data: dict = {}
         self.update()
 
@@ -164,22 +194,33 @@ class FeatureInspector:
         if label not in self._features:
             if label in self.checkpoints:
                 current = {k: v.clone() for k, v in self.student.state_dict().items()}
-                self.student.load_state_dict(self.checkpoints[label])
+                self.student.load_state_dict(self.checkpoints[label]["model"])
                 self._features[label] = self._run(self.student, [s for s, _ in self.pairs])
                 self.student.load_state_dict(current)
             else:
                 self._features[label] = self._run(self.student, [s for s, _ in self.pairs])
         return self._features[label]
 
+    def adapter(self, pair: tuple[str, str], label: str):
+        """The adapter the adapted view uses for ``pair`` at checkpoint ``label`` (that checkpoint's
+        own, else the one given as ``adapters``; None when there is none)."""
+        own = self.checkpoints.get(label, {}).get("adapters", {})
+        return own.get(pair, self.adapters.get(pair))
+
     def update(self) -> dict:
         """Recompute the view for the current controls and redraw (the widgets' callback)."""
-        s_name, t_name = self.pair.value
-        f_t = self.teacher_features[t_name]
-        f_s = match_shape(self.student_features(self.checkpoint.value)[s_name], f_t, self.adapters.get((s_name, t_name)))
+        s_name, t_name = pair = self.pair.value
+        label = self.checkpoint.value
+        adapter = self.adapter(pair, label) if self.features.value == "adapted" else None
+        f_s, f_t = compared_features(self.student_features(label)[s_name], self.teacher_features[t_name], adapter)
         self.channel.max = f_t.shape[1] - 1
         self.data = distribution_view(f_s, f_t, min(self.channel.value, f_t.shape[1] - 1), self.view.value,
                                       self.temperature.value)
-        draw_view(self.ax, self.data, f"{s_name} -> {t_name}, channel {self.channel.value}")
+        self.data["adapter"] = adapter
+        weight = self.checkpoints.get(label, {}).get("pairing", {}).get(pair)
+        how = "adapted" if adapter is not None else "raw"
+        title = f"{s_name} -> {t_name} ({how}{'' if weight is None else f', W = {weight:.2f}'}), channel {self.channel.value}"
+        draw_view(self.ax, self.data, f"{label}: {title}" if self.checkpoints else title)
         self.figure.tight_layout()
         self.output.clear_output(wait=True)
         with self.output:
