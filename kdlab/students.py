@@ -39,7 +39,7 @@ from kdlab.teachers import default_epochs
 from kdlab.trained import train_and_report
 from kdlab.weak_splits import MaskedLabels, Splits
 
-__all__ = ["distill_student", "weak_training_set", "teacher_cache", "key_of", "matrices_from_history"]
+__all__ = ["distill_student", "student_run_config", "weak_training_set", "teacher_cache", "key_of", "matrices_from_history"]
 
 
 def weak_training_set(splits: Splits, views: int | None = None, view_seed: int = 0) -> Dataset:
@@ -84,6 +84,20 @@ def key_of(value: Any, name: str = "option") -> Any:
                     "datasets (or a callable's name through key=)")
 
 
+def student_run_config(method: str, splits: Splits, train_set, teacher: nn.Module | None, *, model: str, epochs: int,
+                       seed: int, lr: float, batch_size: int, views: int | None, options: dict,
+                       extra: dict | None = None) -> dict:
+    """The run-cache key of one distilled student: everything that decides its weights (the data
+    by content and by the videos of each split, the teacher by its weights, every option)."""
+    return {
+        "method": method, "model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
+        "views": views, "data": splits.cfg.key(), "train_size": len(train_set),
+        "videos": hashlib.sha1(json.dumps([splits.labelled, splits.unlabelled, splits.val]).encode()).hexdigest(),
+        "teacher": None if teacher is None else weights_digest(teacher),
+        "options": key_of(options, "options"), **(extra or {}),
+    }
+
+
 def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, epochs: int | None = None,
                     seed: int = 0, model: str = "student", views: int | None = None, lr: float = 2e-3,
                     batch_size: int = 16, key: dict | None = None, progress: bool = True, retrain: bool = False,
@@ -122,13 +136,9 @@ def distill_student(method: str, splits: Splits, teacher: nn.Module | None, *, e
     teacher = None if method == "scratch" else teacher
     check_teacher(teacher, splits, allow_label_leak=allow_label_leak)
     train_set = weak_training_set(splits, views)
-    run_config = {
-        "method": method, "model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
-        "views": views, "data": splits.cfg.key(), "train_size": len(train_set),
-        "videos": hashlib.sha1(json.dumps([splits.labelled, splits.unlabelled, splits.val]).encode()).hexdigest(),
-        "teacher": None if teacher is None else weights_digest(teacher),
-        "options": key_of(options, "options"), **(key or {}), **({"amp": True} if amp else {}),
-    }
+    run_config = student_run_config(method, splits, train_set, teacher, model=model, epochs=epochs, seed=seed, lr=lr,
+                                    batch_size=batch_size, views=views, options=options,
+                                    extra={**(key or {}), **({"amp": True} if amp else {})})
     clip_shape = (3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)
 
     def train(fit_dir: Path):

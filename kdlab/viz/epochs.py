@@ -15,8 +15,6 @@ epochs and each epoch's features are shown through that epoch's trained adapters
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -123,24 +121,21 @@ def distill_epochs(method: str, splits, teacher: nn.Module, *, epochs: int, seed
     """Train (or load) one student distilled with ``method`` on the weak setting of ``splits``,
     keeping its weights and adapters after every epoch (and before the first).
 
-    The same data, objective and training as :func:`kdlab.recipes.distill_student` (the run is
+    The same data, objective and training as :func:`kdlab.students.distill_student` (the run is
     stored under its own kind, ``epochs-<method>``, since it also stores ``epoch-states.pt``).
     Unlike ``distill_student`` it does not check what the teacher saw: it is for looking at
     features, not for comparing accuracies. Returns ``(student, info, states)``.
     """
-    from kdlab.distill import make_objective, weights_digest
+    from kdlab.distill import make_objective
     from kdlab.models import build_model
-    from kdlab.recipes import key_of, teacher_cache, weak_training_set
+    from kdlab.students import student_run_config, teacher_cache, weak_training_set
     from kdlab.runs import load_or_train, run_folder
     from kdlab.trained import train_and_report
 
     train_set = weak_training_set(splits, views)
-    run_config = {
-        "method": method, "model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
-        "views": views, "data": splits.cfg.key(), "train_size": len(train_set),
-        "videos": hashlib.sha1(json.dumps([splits.labelled, splits.unlabelled, splits.val]).encode()).hexdigest(),
-        "teacher": weights_digest(teacher), "options": key_of(options, "options"), "keeps": "epoch-states",
-    }
+    run_config = student_run_config(method, splits, train_set, teacher, model=model, epochs=epochs, seed=seed, lr=lr,
+                                    batch_size=batch_size, views=views, options=options,
+                                    extra={"keeps": "epoch-states"})
     kind = f"epochs-{method}"
     clip_shape = (3, splits.cfg.frames, splits.cfg.size, splits.cfg.size)
 
