@@ -9,6 +9,18 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 
+def show_in(output, figure) -> None:
+    """Make the ipywidgets ``output`` show ``figure`` (and nothing else).
+
+    Through the widget's ``outputs`` state, not ``with output: display(...)``: under nbclient
+    (``make notebooks``, the executed copies) a cell that displayed inside the context manager made
+    the executor wait out the whole cell timeout for the cell's reply (nbclient issue 312), which
+    stalled notebook 00 for the 30 minutes of ``--timeout``. In JupyterLab both look the same.
+    """
+    output.outputs = ()
+    output.append_display_data(figure)
+
+
 class FigureWidget:
     """Mix-in: ``_wire(header, controls, figure)`` builds ``.output`` and ``.widget``
     (``header`` above the output) and calls ``update()`` whenever a control's value changes;
@@ -25,11 +37,7 @@ class FigureWidget:
         self.widget = w.VBox([header, self.output])
 
     def _show(self) -> None:
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(self.figure)
+        show_in(self.output, self.figure)
 
     def update(self):  # pragma: no cover - each explorer defines it
         raise NotImplementedError

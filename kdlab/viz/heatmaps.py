@@ -172,11 +172,9 @@ class CorrelationSlider:
         """Draw ``history[index]`` and refresh the output area."""
         draw_epoch(self.ax, self.cax, self.history, index, **self._args, **self._kwargs)
         self.index = index
-        from IPython.display import clear_output, display
+        from kdlab.viz._widget import show_in
 
-        with self.output:
-            clear_output(wait=True)
-            display(self.figure)
+        show_in(self.output, self.figure)
 
     def _on_change(self, change: dict) -> None:
         self.show(change["new"])

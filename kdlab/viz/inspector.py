@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from kdlab.hooks import capture
 from kdlab.modes import eval_mode
+from kdlab.viz._widget import show_in
 from kdlab.losses import fd_loss
 
 VIEWS = ("histogram", "softmax", "gaussian")
@@ -222,11 +223,7 @@ class FeatureInspector:
         title = f"{s_name} -> {t_name} ({how}{'' if weight is None else f', W = {weight:.2f}'}), channel {self.channel.value}"
         draw_view(self.ax, self.data, f"{label}: {title}" if self.checkpoints else title)
         self.figure.tight_layout()
-        self.output.clear_output(wait=True)
-        with self.output:
-            from IPython.display import display
-
-            display(self.figure)
+        show_in(self.output, self.figure)
         return self.data
 
 
