@@ -15,16 +15,8 @@ for independent features (and may then be slightly negative).
 **R** is the matrix of CKA between every student stage i and teacher stage j, averaged over a few
 probe batches; :class:`CorrelationTracker` recomputes it after every training epoch.
 **Pairings** turn R into weights W (S_student x S_teacher) for the substage loss
-sum_ij W[i, j] * D(adapter_ij(F_s^i), F_t^j):
-
-=============  ===========================================================================
-identity       student stage i <-> the teacher stage at the same relative depth (one-hot)
-cka_softmax    row-softmax(R / tau): soft, every teacher stage weighted by its similarity
-monotone       one teacher stage per student stage, order kept, maximising total CKA (DP)
-learned        logits trained with the student (LearnedPairing); starts from R / tau if given
-=============  ===========================================================================
-
-The pairings live in :mod:`kdlab.pairing`; their names are importable from here too.
+sum_ij W[i, j] * D(adapter_ij(F_s^i), F_t^j): identity, cka_softmax, monotone and learned, each
+described in :mod:`kdlab.pairing`, where they live; their names are importable from here too.
 """
 
 from __future__ import annotations
