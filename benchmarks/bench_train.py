@@ -34,6 +34,8 @@ def step_seconds(model, x, y, steps: int, warmup: int = 3) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if x.is_cuda:  # CUDA runs asynchronously: time the finished step, not its launch
+            torch.cuda.synchronize(x.device)
         if i >= warmup:
             times.append(time.perf_counter() - tic)
     return statistics.median(times)

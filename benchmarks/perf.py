@@ -16,6 +16,11 @@ Reuses the measuring functions of the other benchmarks (nothing is re-implemente
   ``timings.json`` that ``scripts/run_notebooks.py`` writes under ``build/notebooks*/`` (null,
   with a note, when the series has not been run in that mode).
 
+With CUDA present it also writes ``results/perf-gpu.json``: the student's training clips/s on the
+GPU (the same step), the GPU's utilisation and memory sampled by ``nvidia-smi`` during one student
+training (``scripts/gpu_check.py``'s step) and, with ``--gpu-bench``, the wall time of the full
+default benchmark (``kdlab bench`` into an empty run cache; minutes even on a GPU).
+
 Targets are benchmark figures, reported beside each ratio; nothing here fails on a miss. The
 sub-benchmarks' own JSON files go to a temporary folder, so this run changes only ``perf.json``.
 KDLAB_QUICK=1 makes every part shorter (fewer steps, the quick dataset).
@@ -79,10 +84,36 @@ def student_clips_per_s(batch: int, frames: int, size: int, steps: int) -> float
     return batch / bench_train.step_seconds(model, x, y, steps)
 
 
+def gpu_part(batch: int, frames: int, size: int, steps: int, full_bench: bool, out: Path) -> dict:
+    """The GPU figures of the module docstring, written to ``out``."""
+    sys.path.insert(0, str(environment.project_root() / "scripts"))
+    import gpu_check
+
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    model = build_model("student", 10).train().to(device)
+    x = torch.randn(batch, 3, frames, size, size, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    result = {"device": torch.cuda.get_device_name(device), "student_train_clips_per_s":
+              batch / bench_train.step_seconds(model, x, y, steps), "student_run": gpu_check.training_step(600)}
+    if full_bench:
+        with tempfile.TemporaryDirectory() as tmp:
+            status, seconds, tail = gpu_check.run([sys.executable, "-m", "kdlab", "bench", "--no-plots", "--out",
+                                                   f"{tmp}/bench.json"], 3600, env={**os.environ, "KDLAB_RUNS": tmp})
+        result["full_bench"] = {"status": status, "seconds": seconds, "tail": tail[-500:]}
+    result.update(torch=torch.__version__, cuda=torch.version.cuda, date=time.strftime("%Y-%m-%d"))
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    print(f"GPU: student {result['student_train_clips_per_s']:.0f} clips/s, utilisation during a student run "
+          f"{result['student_run']['gpu_util_percent']} -> {out}")
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", default=None, help="JSON path (default: results/perf.json)")
+    parser.add_argument("--gpu-bench", action="store_true",
+                        help="with CUDA: also time the full default benchmark into an empty run cache")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,6 +166,9 @@ def main(argv=None) -> dict:
         s = result[f"notebooks_{mode}_s"]
         print(f"  notebooks_{mode}_s{'':19s} {'null (not run)' if s is None else f'{s:8.1f}'}")
     print(f"-> {out}")
+    if torch.cuda.is_available():
+        result["gpu"] = gpu_part(data["batch_size"], data["frames"], data["size"], environment.pick(50, 10),
+                                 args.gpu_bench, out.with_name("perf-gpu.json"))
     return result
 
 

@@ -32,8 +32,10 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
     device = torch.device(device)
     loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=batch_size)
     num_classes = num_classes or getattr(unwrap(model), "num_classes", None)
+    # Sums stay on the device and are read once at the end (float64: the numbers a Python float sum gives).
     confusion = None
-    top5_hits, loss_sum = 0, 0.0
+    top5_hits = torch.zeros((), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     with eval_mode(model):
         for batch in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             clips, labels = batch[0].to(device), batch[1].to(device)
@@ -45,16 +47,18 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 
                     probs = model(clips).float().softmax(1)
             if confusion is None:
                 num_classes = num_classes or probs.shape[1]
-                confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+                confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
             keep = labels >= 0
             probs, labels = probs[keep], labels[keep]
-            loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").item()
+            loss_sum += F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum").double()
             top = probs.topk(min(5, num_classes), dim=1).indices
-            top5_hits += (top == labels[:, None]).any(1).sum().item()
-            confusion += torch.bincount(labels.cpu() * num_classes + top[:, 0].cpu(),
-                                        minlength=num_classes**2).view(num_classes, num_classes)
+            top5_hits += (top == labels[:, None]).any(1).sum()
+            confusion += torch.bincount(labels * num_classes + top[:, 0], minlength=num_classes**2)
     if confusion is None:  # no batch at all
         confusion = torch.zeros(num_classes or 0, num_classes or 0, dtype=torch.long)
+    else:
+        confusion = confusion.view(num_classes, num_classes).cpu()
+    top5_hits, loss_sum = top5_hits.item(), loss_sum.item()
     n = int(confusion.sum())
     per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float() * 100).tolist()
     return {

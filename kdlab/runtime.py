@@ -14,6 +14,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+# cuBLAS reads this when it creates its first handle, so it is set when kdlab is imported, before
+# any CUDA work: with it, CUDA matrix products are reproducible (see :func:`deterministic`). A value
+# the user set is kept; on the CPU it does nothing.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
 
 def default_device() -> torch.device:
     """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
@@ -27,6 +32,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def deterministic(device: torch.device | str) -> None:
+    """Make training on ``device`` reproducible, so a killed and resumed run (or a rerun) ends with
+    the same weights: on CUDA, deterministic cuDNN convolutions without autotuning and
+    ``torch.use_deterministic_algorithms`` (``warn_only``: an operation that has no deterministic
+    CUDA kernel warns instead of stopping the run). The CPU kernels kdlab uses are already
+    deterministic: nothing changes there. ``KDLAB_DETERMINISTIC=0`` leaves CUDA's fast defaults.
+    """
+    if torch.device(device).type != "cuda" or os.environ.get("KDLAB_DETERMINISTIC", "1") == "0":
+        return
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -64,4 +83,4 @@ def autocast(device: torch.device, amp: bool):
 
 
 
-__all__ = ["autocast", "default_device", "distributed", "epoch_seed", "seed_everything", "to_device"]
+__all__ = ["autocast", "default_device", "deterministic", "distributed", "epoch_seed", "seed_everything", "to_device"]

@@ -48,7 +48,8 @@ from kdlab.hooks import unwrap
 from kdlab.environment import display_path
 from kdlab.io import CheckpointError, atomic_save, atomic_write_text, load_checkpoint
 from kdlab.progress import summary, tqdm
-from kdlab.runtime import autocast, default_device, distributed, epoch_seed, seed_everything, to_device
+from kdlab.resident import resident_loader
+from kdlab.runtime import autocast, default_device, deterministic, distributed, epoch_seed, seed_everything, to_device
 from kdlab.supervised import Supervised, label_loss
 
 CHECKPOINT = "checkpoint.pt"
@@ -111,17 +112,21 @@ def _scheduler(name: str, optimizer, total_steps: int, warmup_steps: int):
 
 
 def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, rank: int, world: int,
-            num_workers: int, drop_last: bool) -> DataLoader:
+            num_workers: int, drop_last: bool, pin_memory: bool = False) -> DataLoader:
     sampler = None
     if world > 1:
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle,
                                                       seed=seed, drop_last=drop_last)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=num_workers, drop_last=drop_last, persistent_workers=False,
+                      num_workers=num_workers, drop_last=drop_last, persistent_workers=False, pin_memory=pin_memory,
                       generator=torch.Generator().manual_seed(seed))
 
 
 def _check_finite(terms: dict[str, torch.Tensor], epoch: int, step: int, kept: str) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first term that is NaN or infinite. One read
+    of the device per step (all terms at once); the names are looked up only after a failure."""
+    if not terms or bool(torch.stack([torch.isfinite(v).all() for v in terms.values()]).all()):
+        return
     for name, value in terms.items():
         if not torch.isfinite(value).all():
             raise NonFiniteLossError(
@@ -201,6 +206,7 @@ def fit(
     rank, world = distributed()
     device = torch.device(device) if device is not None else default_device()
     objective = objective if objective is not None else Supervised()
+    deterministic(device)
     model.to(device)
     objective.to(device)
     settings = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
@@ -214,8 +220,12 @@ def fit(
             raise ValueError("under torchrun pass fit a Dataset (it shards it across processes), not a DataLoader")
         train_loader = train_data
     else:
-        train_loader = _loader(train_data, batch_size, True, seed, rank, world, num_workers,
-                               drop_last=len(train_data) > batch_size * world)
+        drop_last = len(train_data) > batch_size * world
+        # Fixed views go onto the device once and batches are drawn there (the same batches, bit for bit)
+        train_loader = resident_loader(train_data, batch_size, seed, drop_last, device, world) if num_workers == 0 else None
+        if train_loader is None:
+            train_loader = _loader(train_data, batch_size, True, seed, rank, world, num_workers, drop_last=drop_last,
+                                   pin_memory=device.type == "cuda")
     steps_per_epoch = len(train_loader)
     trainable = [p for p in (*model.parameters(), *objective.parameters()) if p.requires_grad]
     opt = _optimizer(optimizer, trainable, lr, weight_decay)
@@ -260,8 +270,11 @@ def fit(
         if hasattr(objective, "on_epoch_start"):
             objective.on_epoch_start(epoch=epoch, model=model, loader=train_loader)
         model.train()
-        sums: dict[str, float] = {}
-        correct = seen = 0
+        # Running sums stay on the device (float64, so the CPU's numbers are those of a Python float
+        # sum) and are read once per epoch: no host synchronisation per step beyond the NaN guard.
+        sums: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), dtype=torch.long, device=device)
+        seen = torch.zeros((), dtype=torch.long, device=device)
         kept = _kept(out, history)
         for step, batch in enumerate(tqdm(train_loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not show)):
             batch = to_device(_with_index(batch), device)
@@ -278,15 +291,17 @@ def fit(
             opt.step()
             sched.step()
             for name, value in {**terms, "loss": loss}.items():
-                sums[name] = sums.get(name, 0.0) + value.item()
+                value = value.detach().double()
+                sums[name] = sums[name] + value if name in sums else value
             labels = batch[1]
             mask = labels >= 0
-            correct += (logits.argmax(1)[mask] == labels[mask]).sum().item()
-            seen += mask.sum().item()
+            correct += ((logits.argmax(1) == labels) & mask).sum()  # no boolean indexing: it would sync
+            seen += mask.sum()
         if world > 1:
             _average_buffers(model, world)
         record = {"epoch": epoch}
-        totals = torch.tensor([*sums.values(), correct, seen, len(train_loader)], dtype=torch.float64)
+        totals = torch.stack([*sums.values(), correct.double(), seen.double(),
+                              torch.tensor(float(len(train_loader)), dtype=torch.float64, device=device)])
         if world > 1:
             dist.all_reduce(totals)
         *term_sums, correct_all, seen_all, steps_all = totals.tolist()

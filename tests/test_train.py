@@ -129,6 +129,59 @@ def test_best_epoch_is_chosen_on_validation_and_its_weights_kept(tmp_path):
     assert History(records=[{"epoch": 0, "train/loss": 1.0}]).best_epoch is None
 
 
+class RecordsSteps(Supervised):
+    """Supervised, remembering every step's loss (as a Python float) and its correct/seen counts."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses, self.correct, self.seen = [], [], []
+
+    def forward(self, model, batch):
+        terms, logits = super().forward(model, batch)
+        self.losses.append(sum(terms.values()).item())
+        mask = batch[1] >= 0
+        self.correct.append(int((logits.argmax(1)[mask] == batch[1][mask]).sum()))
+        self.seen.append(int(mask.sum()))
+        return terms, logits
+
+
+def test_the_epoch_record_is_the_mean_of_its_steps_exactly():
+    # fit sums on the device and reads once per epoch; the numbers are those of a Python float sum.
+    objective = RecordsSteps()
+    data = MovingBar(40)
+    data.labels[::5] = -1  # unlabelled clips count in no accuracy
+    history = fit(tiny_model(), data, epochs=2, batch_size=8, progress=False, objective=objective)
+    for epoch, record in enumerate(history.records):
+        steps = slice(5 * epoch, 5 * epoch + 5)  # 40 clips, batches of 8
+        total = 0.0
+        for value in objective.losses[steps]:
+            total += value
+        assert record["train/loss"] == total / 5
+        assert record["train/acc"] == 100.0 * sum(objective.correct[steps]) / sum(objective.seen[steps])
+    assert 0 < history.records[0]["train/acc"] < 100 and sum(objective.seen[:5]) < 40
+
+
+def test_deterministic_sets_the_cuda_flags_and_leaves_the_cpu_alone(monkeypatch):
+    from kdlab.runtime import deterministic
+
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+              torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        deterministic("cpu")
+        assert (torch.backends.cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before[::2]
+        monkeypatch.setenv("KDLAB_DETERMINISTIC", "0")
+        deterministic("cuda")  # setting the flags needs no GPU
+        assert torch.are_deterministic_algorithms_enabled() == before[2]
+        monkeypatch.delenv("KDLAB_DETERMINISTIC")
+        deterministic("cuda")
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") in (":4096:8", ":16:8")  # set when kdlab is imported
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])
+
+
 class Fixed(nn.Module):
     """Returns given per-sample probabilities, to check evaluate against a hand computation."""
 
