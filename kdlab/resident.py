@@ -85,20 +85,19 @@ class _Positions(Dataset):
         return p, int(torch.randint(self.views, ()))
 
 
-class ResidentLoader:
-    """Batches of :class:`ResidentViews` in the order and with the views the DataLoader
-    ``DataLoader(data, batch_size, shuffle=True, drop_last=..., generator=Generator().manual_seed(seed))``
-    would give. ``generator``, ``sampler`` and ``dataset`` are those of that DataLoader (``fit``
-    reseeds the generator every epoch; objectives read ``dataset``)."""
+class ResidentLoader(DataLoader):
+    """The DataLoader ``DataLoader(data, batch_size, shuffle=True, drop_last=..., generator=Generator().manual_seed(seed))``
+    (its ``dataset``, ``sampler``, ``generator`` and length are that loader's: ``fit`` reseeds the
+    generator every epoch, objectives read ``dataset``), whose batches come from ``bank``: the
+    same batches, in the same order and with the same views."""
 
     def __init__(self, data: Dataset, bank: ResidentViews, batch_size: int, seed: int, drop_last: bool):
-        self.dataset, self.bank = data, bank
+        super().__init__(data, batch_size=batch_size, shuffle=True, drop_last=drop_last,
+                         generator=torch.Generator().manual_seed(seed))
+        self.bank = bank
+        # Positions and views are drawn by the DataLoader machinery itself, from the same generator.
         self._order = DataLoader(_Positions(len(bank), bank.views), batch_size=batch_size, shuffle=True,
-                                 drop_last=drop_last, generator=torch.Generator().manual_seed(seed))
-        self.generator, self.sampler = self._order.generator, self._order.sampler
-
-    def __len__(self) -> int:
-        return len(self._order)
+                                 drop_last=drop_last, generator=self.generator)
 
     def __iter__(self):
         # The inner iterator is made now, not on the first batch: making one draws from the generator,

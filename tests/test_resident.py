@@ -3,6 +3,7 @@ DataLoader's batches, and a student trained on them ends with the same weights."
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 from kdlab.resident import BUDGET_VARIABLE, ResidentLoader, ResidentViews, resident_loader
 from kdlab.runtime import epoch_seed, seed_everything
@@ -33,6 +34,7 @@ def test_batches_are_the_dataloaders_bit_for_bit(splits):
     plain = _loader(data, 8, True, 3, 0, 1, 0, drop_last=True)
     resident = resident_loader(data, 8, 3, True, torch.device("cpu"))
     assert isinstance(resident, ResidentLoader) and len(resident) == len(plain) == len(data) // 8
+    assert isinstance(resident, DataLoader) and resident.dataset is data  # what objectives read (probe clips)
     expected, got = epochs_of(plain), epochs_of(resident)
     assert len(expected) == len(got) == 2 * len(plain)
     for a, b in zip(expected, got):

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from kdlab.environment import display_path
+
 from .budgets import label_budget, read_budget
 from .cache import ClipCache
 from .decode import read_frames
@@ -162,7 +164,7 @@ class VideoFolder(Dataset):
         return torch.bincount(torch.tensor(self.labels), minlength=self.num_classes).tolist()
 
     def __repr__(self) -> str:
-        return (f"VideoFolder({str(self.root)!r}, split={self.split!r}, fold={self.fold}, videos={len(self)}, "
+        return (f"VideoFolder({display_path(self.root)!r}, split={self.split!r}, fold={self.fold}, videos={len(self)}, "
                 f"classes={self.num_classes}, frames={self.frames}, size={self.size}, sampling={self.sampling!r}"
                 f"{f', clips={self.clips}' if self.sampling == 'multi' else ''}, flip={self.flip}, "
                 f"cache={self.cache is not None})")

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from kdlab.environment import display_path
 from kdlab.progress import tqdm
 
 from kdlab.hooks import SubstageTap, default_stage_names, unwrap
@@ -329,5 +330,5 @@ class TeacherCache:
         return read("logits"), {s: read(s) for s in stages}
 
     def __repr__(self) -> str:
-        return (f"TeacherCache({str(self.path)!r}, videos={len(self.indices)}, views={self.views.views}, "
+        return (f"TeacherCache({display_path(self.path)!r}, videos={len(self.indices)}, views={self.views.views}, "
                 f"stages={self.stages})")
