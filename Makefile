@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[test]"
 	touch $(STAMP)
 
-## The main job: generate the default dataset, run every numbered notebook in a fresh kernel,
+## The main job: generate the default dataset (and the source corpus), run every numbered notebook in a fresh kernel,
 ## write executed copies and HTML to build/notebooks/.
 notebooks: $(STAMP)
 	$(VENV)/bin/kdlab data
+	$(VENV)/bin/kdlab data --domain source
 	$(PY) scripts/run_notebooks.py --out build/notebooks --timeout $(NB_TIMEOUT) $(NOTEBOOKS)
 
 ## The tests: pytest on tests/ and nbval on every numbered notebook, then on the checked exercise
@@ -54,6 +55,7 @@ lab: $(STAMP)
 
 data: $(STAMP)
 	$(VENV)/bin/kdlab data
+	$(VENV)/bin/kdlab data --domain source
 
 bench-data: $(STAMP)
 	$(PY) benchmarks/bench_data.py

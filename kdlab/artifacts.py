@@ -227,6 +227,7 @@ def unpack(file: str | Path, *, runs: str | Path | None = None, verbose: bool = 
                 print(f"  dataset {d['packed_as'] or fp}: found here as {d['here']} (same content)")
             else:
                 print(f"  dataset {d['packed_as'] or fp}: not found with the same content under {_relative(data_dir())}; "
-                      f"runs on it will train again. Generate it first (`kdlab data`, `make data`, or the quick "
-                      "variant with KDLAB_QUICK=1) with the same kdlab and OpenCV versions as the instructor.")
+                      f"runs on it will train again. Generate it first (`make data` makes both corpora; or `kdlab data`, "
+                      "`kdlab data --domain source`, with KDLAB_QUICK=1 for the quick variants) with the same kdlab "
+                      "and OpenCV versions as the instructor.")
     return summary
