@@ -88,18 +88,22 @@ class _Positions(Dataset):
 class ResidentLoader(DataLoader):
     """The DataLoader ``DataLoader(data, batch_size, shuffle=True, drop_last=..., generator=Generator().manual_seed(seed))``
     (its ``dataset``, ``sampler``, ``generator`` and length are that loader's: ``fit`` reseeds the
-    generator every epoch, objectives read ``dataset``), whose batches come from ``bank``: the
-    same batches, in the same order and with the same views."""
+    generator every epoch, objectives read ``dataset``), whose batches come from a
+    :class:`ResidentViews` on ``device``: the same batches, in the same order and with the same
+    views. The views are read on the first iteration (a finished run that only resumes reads none)."""
 
-    def __init__(self, data: Dataset, bank: ResidentViews, batch_size: int, seed: int, drop_last: bool):
+    def __init__(self, data: Dataset, batch_size: int, seed: int, drop_last: bool, device: torch.device | str = "cpu"):
         super().__init__(data, batch_size=batch_size, shuffle=True, drop_last=drop_last,
                          generator=torch.Generator().manual_seed(seed))
-        self.bank = bank
+        self.device, self.bank = torch.device(device), None
+        views = _views_of(data)[0].views
         # Positions and views are drawn by the DataLoader machinery itself, from the same generator.
-        self._order = DataLoader(_Positions(len(bank), bank.views), batch_size=batch_size, shuffle=True,
+        self._order = DataLoader(_Positions(len(data), views), batch_size=batch_size, shuffle=True,
                                  drop_last=drop_last, generator=self.generator)
 
     def __iter__(self):
+        if self.bank is None:
+            self.bank = ResidentViews(self.dataset, self.device)
         # The inner iterator is made now, not on the first batch: making one draws from the generator,
         # and callers that call iter() twice (tqdm's asyncio variant does) must draw as a DataLoader does.
         order = iter(self._order)
@@ -124,7 +128,7 @@ def resident_loader(data: Dataset, batch_size: int, seed: int, drop_last: bool, 
     first = torch.as_tensor(views.view(indices[0], 0)[0])
     if len(indices) * views.views * first.numel() * first.element_size() > _budget_bytes():
         return None
-    return ResidentLoader(data, ResidentViews(data, device), batch_size, seed, drop_last)
+    return ResidentLoader(data, batch_size, seed, drop_last, device)
 
 
 __all__ = ["ResidentLoader", "ResidentViews", "resident_loader", "BUDGET_VARIABLE"]
